@@ -1,0 +1,1 @@
+"""The model server: Flask app, gunicorn workers, Prometheus metrics."""

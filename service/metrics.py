@@ -1,0 +1,131 @@
+"""Every Prometheus metric the server exports, defined here and nowhere else.
+
+Metrics are created per application on the registry it is given, never at import time,
+so that building two apps in one process (tests, benchmarks) cannot raise "Duplicated
+timeseries". Under gunicorn, prometheus-client's multiprocess mode (the
+``PROMETHEUS_MULTIPROC_DIR`` environment variable, see ``gunicorn.conf.py``) makes every
+worker write to shared files, and a scrape aggregates them, whichever worker answers it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+PREFIX = "ecg"
+LATENCY_BUCKETS_SECONDS = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+# MSE buckets are multiples of the model's threshold, dense around 1x, so a shift of the
+# score distribution towards (or past) the threshold shows up as moving bucket shares.
+MSE_BUCKET_MULTIPLES = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
+
+
+def mse_buckets(threshold: float) -> tuple[float, ...]:
+    return tuple(float(f"{threshold * m:.6g}") for m in MSE_BUCKET_MULTIPLES)
+
+
+class ServiceMetrics:
+    """The server's metrics on one registry."""
+
+    def __init__(self, registry: CollectorRegistry, mse_threshold: float) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "Time from receiving a request to handing back its response.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            f"{PREFIX}_predict_batch_size_beats",
+            "Beats per accepted /predict request.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.beats_scored = Counter(
+            f"{PREFIX}_beats_scored", "Beats scored by the model.", registry=registry
+        )
+        self.anomalies = Counter(
+            f"{PREFIX}_anomalies_flagged",
+            "Beats whose MSE exceeded the threshold in force for their request.",
+            registry=registry,
+        )
+        self.out_of_range = Counter(
+            f"{PREFIX}_out_of_range_beats",
+            "Beats with at least one value outside the training data's min/max.",
+            registry=registry,
+        )
+        self.mse = Histogram(
+            f"{PREFIX}_beat_mse",
+            "Reconstruction MSE per scored beat (scaled space); buckets are multiples of the"
+            " model's threshold.",
+            buckets=mse_buckets(mse_threshold),
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            f"{PREFIX}_model_info",
+            "The model being served (value 1), with its name, version and threshold.",
+            ["model_name", "model_version", "threshold"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.model_load_duration = Gauge(
+            f"{PREFIX}_model_load_duration_seconds",
+            "Time a worker took to import TensorFlow, load the SavedModel and warm it up.",
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.workers_ready = Gauge(
+            f"{PREFIX}_worker_ready",
+            "1 for each live worker whose model is loaded and warmed.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+
+    def observe_scores(self, mse: Sequence[float], n_anomalies: int, n_out_of_range: int) -> None:
+        n = len(mse)
+        self.batch_size.observe(n)
+        self.beats_scored.inc(n)
+        if n_anomalies:
+            self.anomalies.inc(n_anomalies)
+        if n_out_of_range:
+            self.out_of_range.inc(n_out_of_range)
+        for value in mse:
+            self.mse.observe(value)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition: aggregated over all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        scrape = CollectorRegistry()
+        multiprocess.MultiProcessCollector(scrape)
+        return generate_latest(scrape)
+    return generate_latest(registry)
+
+
+def exported_metric_names() -> set[str]:
+    """Names of every metric family the server exports (for checking dashboards and alerts)."""
+    metrics = ServiceMetrics(CollectorRegistry(), mse_threshold=1.0)
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+        for sample in family.samples:
+            names.add(sample.name)
+    return names

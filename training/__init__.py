@@ -1,0 +1,1 @@
+"""Offline training job: ECG5000 -> evaluated, versioned SavedModel."""

@@ -1,0 +1,125 @@
+"""The training job's settings: one typed object, filled from a TOML file and CLI flags."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from service.artifact import validate_model_name
+
+from .data import DATA_DIR, DEFAULT_FILES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+Optimizer = Literal["adam", "adamax", "adadelta", "rmsprop", "momentum", "sgd"]
+Regularizer = Literal["none", "l1", "l2", "l1l2"]
+THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination")
+
+
+class ThresholdSpec(BaseModel):
+    """``best-f1``, ``best-accuracy``, ``percentile:P``, ``mean-std:K`` or ``contamination:R``."""
+
+    model_config = ConfigDict(frozen=True)
+    strategy: str
+    parameter: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ThresholdSpec:
+        name, _, arg = text.partition(":")
+        name = name.strip()
+        if name not in THRESHOLD_STRATEGIES:
+            raise ValueError(
+                f"unknown threshold strategy {name!r}; choose one of {', '.join(THRESHOLD_STRATEGIES)}"
+            )
+        needs_arg = name in ("percentile", "mean-std", "contamination")
+        if needs_arg != bool(arg):
+            form = f"{name}:<number>" if needs_arg else name
+            raise ValueError(f"threshold strategy {name!r} is written {form!r}")
+        if not needs_arg:
+            return cls(strategy=name)
+        try:
+            value = float(arg)
+        except ValueError:
+            raise ValueError(f"threshold parameter {arg!r} is not a number") from None
+        if name == "percentile" and not 0 < value < 100:
+            raise ValueError("percentile:P needs 0 < P < 100")
+        if name == "contamination" and not 0 < value < 1:
+            raise ValueError("contamination:R needs 0 < R < 1")
+        if name == "mean-std" and not value > 0:
+            raise ValueError("mean-std:K needs K > 0")
+        return cls(strategy=name, parameter=value)
+
+    def __str__(self) -> str:
+        return self.strategy if self.parameter is None else f"{self.strategy}:{self.parameter:g}"
+
+
+class TrainingConfig(BaseModel):
+    """Every knob of a training run; recorded in full in the exported metadata."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model_name: str = "ecg-autoencoder"
+    output_dir: Path = REPO_ROOT / "saved_models"
+    version: int | None = Field(None, ge=1, description="default: one past the newest")
+    data_files: list[Path] = Field(default_factory=lambda: [DATA_DIR / f for f in DEFAULT_FILES])
+    seed: int = 42
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    hidden_layers: list[int] = Field(default_factory=lambda: [128, 64])
+    latent_size: int = Field(8, ge=1)
+    activation: Literal["relu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish"] = "relu"
+    optimizer: Optimizer = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    regularizer: Regularizer = "l2"
+    regularization_rate: float = Field(1e-5, ge=0)
+    epochs: int = Field(300, ge=1)
+    batch_size: int = Field(64, ge=1)
+    early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
+    abnormal_fraction: float = Field(0.0, ge=0, lt=1)
+    robust: bool = False
+    trim_fraction: float = Field(
+        0.3, gt=0, lt=1, description="robust mode: share of each batch's worst beats ignored"
+    )
+    threshold: str = "best-f1"
+    verbose: int = Field(1, ge=0, le=2)
+
+    @field_validator("model_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_model_name(value)
+
+    @field_validator("hidden_layers")
+    @classmethod
+    def _layers(cls, value: list[int]) -> list[int]:
+        if any(size < 1 for size in value):
+            raise ValueError("hidden layer sizes must be positive")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: str) -> str:
+        return str(ThresholdSpec.parse(value))
+
+    @model_validator(mode="after")
+    def _fractions(self) -> TrainingConfig:
+        if self.validation_fraction + self.test_fraction >= 0.8:
+            raise ValueError("validation_fraction + test_fraction must leave room for training")
+        return self
+
+    @property
+    def threshold_spec(self) -> ThresholdSpec:
+        return ThresholdSpec.parse(self.threshold)
+
+    def recorded(self) -> dict[str, Any]:
+        """The configuration as written to metadata.json (paths relative to the repo)."""
+        data = self.model_dump(mode="json", exclude={"verbose", "output_dir", "version"})
+        data["data_files"] = [Path(f).name for f in self.data_files]
+        return data
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    return {key.replace("-", "_"): value for key, value in data.get("training", data).items()}

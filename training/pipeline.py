@@ -1,0 +1,140 @@
+"""One training run, in order: load, split, scale, fit, export, score, threshold, evaluate,
+report, publish.
+
+Scores used for the threshold and the metrics come from the exported signature itself
+(loaded back from the staging folder), so the reported numbers are those of the artifact
+the server will load, not of the in-memory Keras model.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from service.artifact import NORMAL_CLASS, REPORT_DIR, SIGNATURE_NAME, Metadata, Scaler, Split
+from service.predictor import SignatureScorer
+
+from . import threshold as thresholds
+from .config import TrainingConfig
+from .data import (
+    Dataset,
+    SplitIndices,
+    fit_scaler,
+    load_pool,
+    scale,
+    sha256_files,
+    stratified_split,
+    training_rows,
+)
+from .evaluate import evaluate, ranking_metrics
+from .export import next_version, publish, save_serving_model, staging_dir, write_metadata
+from .model import TrainedModel, fit
+from .report import write_report
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The split and the scaler of a run; everything the model may see is derived here."""
+
+    pool: Dataset
+    split: SplitIndices
+    train_rows: np.ndarray
+    scaler: Scaler
+
+    @property
+    def validation(self) -> Dataset:
+        return self.pool.take(self.split.validation)
+
+    @property
+    def test(self) -> Dataset:
+        return self.pool.take(self.split.test)
+
+    def fit_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled training beats and scaled *normal* validation beats (for early stopping)."""
+        val = self.validation
+        return (
+            scale(self.pool.beats[self.train_rows], self.scaler),
+            scale(val.beats[val.classes == NORMAL_CLASS], self.scaler),
+        )
+
+
+def prepare(config: TrainingConfig, pool: Dataset | None = None) -> Prepared:
+    pool = pool if pool is not None else load_pool(config.data_files)
+    split = stratified_split(
+        pool.classes, config.validation_fraction, config.test_fraction, config.seed
+    )
+    rows = training_rows(pool.classes, split.train, config.abnormal_fraction, config.seed)
+    return Prepared(pool, split, rows, fit_scaler(pool.beats[rows]))
+
+
+def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
+    return fit(config, *prepared.fit_inputs())
+
+
+@dataclass(frozen=True)
+class RunResult:
+    path: Path
+    metadata: Metadata
+    report: Path
+    epochs_run: int
+
+
+def run(config: TrainingConfig) -> RunResult:
+    """Train, evaluate and publish one model version."""
+    prepared = prepare(config)
+    trained = train(config, prepared)
+    version = config.version or next_version(config.output_dir, config.model_name)
+    with staging_dir(config.output_dir, config.model_name, version) as staging:
+        save_serving_model(trained.model, prepared.scaler, staging)
+        score = SignatureScorer(staging, SIGNATURE_NAME)
+        val, test = prepared.validation, prepared.test
+        train_errors = score(prepared.pool.beats[prepared.train_rows]).mse
+        val_errors = score(val.beats).mse
+        test_errors = score(test.beats).mse
+        chosen = thresholds.choose(
+            config.threshold_spec, train_errors, val_errors, val.is_abnormal
+        )
+        metadata = Metadata(
+            model_name=config.model_name,
+            version=version,
+            created_at=datetime.now(UTC),
+            scaler=prepared.scaler,
+            threshold=chosen,
+            training_config=config.recorded(),
+            data_sha256=sha256_files(config.data_files),
+            metrics=evaluate(test_errors, test.classes, chosen.value),
+            validation_metrics=ranking_metrics(val_errors, val.classes),
+            split=Split(
+                seed=config.seed,
+                fractions={
+                    "train": round(1 - config.validation_fraction - config.test_fraction, 6),
+                    "validation": config.validation_fraction,
+                    "test": config.test_fraction,
+                },
+                pool_files=[Path(f).name for f in config.data_files],
+                pool_size=len(prepared.pool),
+                train_indices=prepared.train_rows.tolist(),
+                validation_indices=prepared.split.validation.tolist(),
+                test_indices=prepared.split.test.tolist(),
+                abnormal_fraction_in_training=float(
+                    prepared.pool.is_abnormal[prepared.train_rows].mean()
+                ),
+            ),
+            history=trained.history,
+            versions={
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+        )
+        write_metadata(staging, metadata)
+        report = write_report(staging / REPORT_DIR, metadata, test_errors, test.classes)
+        path = publish(staging, config.output_dir, metadata)
+    return RunResult(path, metadata, path / REPORT_DIR / report.name, trained.epochs_run)
