@@ -158,9 +158,7 @@ def list_versions(root: Path, model_name: str) -> list[int]:
     base = Path(root) / model_name
     if not base.is_dir():
         return []
-    return sorted(
-        int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0
-    )
+    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
 
 
 def resolve_version(root: Path, model_name: str, version: int | None) -> Path:
@@ -171,9 +169,7 @@ def resolve_version(root: Path, model_name: str, version: int | None) -> Path:
     if version is None:
         version = versions[-1]
     elif version not in versions:
-        raise ArtifactError(
-            f"model {model_name!r} has no version {version} (available: {versions})"
-        )
+        raise ArtifactError(f"model {model_name!r} has no version {version} (available: {versions})")
     return version_dir(root, model_name, version)
 
 
@@ -189,9 +185,7 @@ def read_metadata(path: Path) -> Metadata:
     except ValueError as exc:
         raise ArtifactError(f"{file} does not match the metadata schema: {exc}") from exc
     if meta.version != int(Path(path).name) or meta.model_name != Path(path).parent.name:
-        raise ArtifactError(
-            f"{file} describes {meta.model_name}/{meta.version}, not the folder it lies in"
-        )
+        raise ArtifactError(f"{file} describes {meta.model_name}/{meta.version}, not the folder it lies in")
     if not (Path(path) / "saved_model.pb").is_file():
         raise ArtifactError(f"{path} has no saved_model.pb")
     return meta

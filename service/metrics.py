@@ -59,9 +59,7 @@ class ServiceMetrics:
             buckets=BATCH_SIZE_BUCKETS,
             registry=registry,
         )
-        self.beats_scored = Counter(
-            f"{PREFIX}_beats_scored", "Beats scored by the model.", registry=registry
-        )
+        self.beats_scored = Counter(f"{PREFIX}_beats_scored", "Beats scored by the model.", registry=registry)
         self.anomalies = Counter(
             f"{PREFIX}_anomalies_flagged",
             "Beats whose MSE exceeded the threshold in force for their request.",

@@ -50,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regularization-rate", type=float, help=_help("regularization_rate"))
     p.add_argument("--epochs", type=int, help=_help("epochs"))
     p.add_argument("--batch-size", type=int, help=_help("batch_size"))
-    p.add_argument(
-        "--early-stopping-patience", type=int, help=_help("early_stopping_patience")
-    )
+    p.add_argument("--early-stopping-patience", type=int, help=_help("early_stopping_patience"))
     p.add_argument(
         "--abnormal-fraction",
         type=float,
@@ -67,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim-fraction", type=float, help=_help("trim_fraction"))
     p.add_argument(
         "--threshold",
-        help="best-f1 | best-accuracy | percentile:P | mean-std:K | contamination:R "
-        "(default: best-f1)",
+        help="best-f1 | best-accuracy | percentile:P | mean-std:K | contamination:R (default: best-f1)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     return p
@@ -107,7 +104,7 @@ def summary(result) -> str:
             f"model      {result.metadata.model_name} version {result.metadata.version}",
             f"written to {result.path}",
             f"report     {result.report}",
-            f"epochs     {result.epochs_run}",
+            f"epochs     {result.trained.epochs_run}",
             f"threshold  {t.value:.6g} ({t.strategy}"
             + (f":{t.parameter:g}" if t.parameter is not None else "")
             + f", on {t.chosen_on})",

@@ -62,9 +62,7 @@ def _parse_line(path: Path, number: int, line: str) -> tuple[int, list[float]]:
         try:
             value = float(text)
         except ValueError:
-            raise DataFileError(
-                path, number, f"value {column} is not a number: {text!r}"
-            ) from None
+            raise DataFileError(path, number, f"value {column} is not a number: {text!r}") from None
         if not math.isfinite(value):
             raise DataFileError(path, number, f"value {column} is not finite: {text!r}")
         values.append(value)
@@ -95,9 +93,7 @@ def load_file(path: Path) -> Dataset:
 def load_pool(files: list[Path]) -> Dataset:
     """Concatenate files in the given order (UCR TRAIN rows first, then TEST rows)."""
     parts = [load_file(f) for f in files]
-    return Dataset(
-        np.concatenate([p.beats for p in parts]), np.concatenate([p.classes for p in parts])
-    )
+    return Dataset(np.concatenate([p.beats for p in parts]), np.concatenate([p.classes for p in parts]))
 
 
 def sha256_files(files: list[Path]) -> dict[str, str]:
@@ -116,9 +112,7 @@ def stratified_split(
 ) -> SplitIndices:
     """Split row indices of the pool, stratified by class, reproducibly for a seed."""
     indices = np.arange(len(classes))
-    rest, test = train_test_split(
-        indices, test_size=test_fraction, stratify=classes, random_state=seed
-    )
+    rest, test = train_test_split(indices, test_size=test_fraction, stratify=classes, random_state=seed)
     train, validation = train_test_split(
         rest,
         test_size=validation_fraction / (1.0 - test_fraction),
@@ -128,9 +122,7 @@ def stratified_split(
     return SplitIndices(np.sort(train), np.sort(validation), np.sort(test))
 
 
-def training_rows(
-    classes: np.ndarray, train: np.ndarray, abnormal_fraction: float, seed: int
-) -> np.ndarray:
+def training_rows(classes: np.ndarray, train: np.ndarray, abnormal_fraction: float, seed: int) -> np.ndarray:
     """Rows the autoencoder is fitted on: the normal beats of the train split, plus abnormal
     beats of the same split so that they make up ``abnormal_fraction`` of the result
     (Anomagram's contamination experiment). When the split holds too few abnormal beats,

@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in METHODS:
             cell = table[(fraction, method)]
             lines.append(
-                f"| {fraction:.0%} | {method} | {_fmt(cell['roc_auc'])} |"
-                f" {_fmt(cell['average_precision'])} |"
+                f"| {fraction:.0%} | {method} | {_fmt(cell['roc_auc'])} | {_fmt(cell['average_precision'])} |"
             )
     lines += [
         "",

@@ -77,9 +77,7 @@ class TrainedModel:
     epochs_run: int
 
 
-def fit(
-    config: TrainingConfig, train_scaled: np.ndarray, validation_scaled: np.ndarray
-) -> TrainedModel:
+def fit(config: TrainingConfig, train_scaled: np.ndarray, validation_scaled: np.ndarray) -> TrainedModel:
     """Fit on training beats; validation beats (normal ones) drive early stopping."""
     keras.utils.set_random_seed(config.seed)
     model = build_autoencoder(config)

@@ -66,9 +66,7 @@ class Prepared:
 
 def prepare(config: TrainingConfig, pool: Dataset | None = None) -> Prepared:
     pool = pool if pool is not None else load_pool(config.data_files)
-    split = stratified_split(
-        pool.classes, config.validation_fraction, config.test_fraction, config.seed
-    )
+    split = stratified_split(pool.classes, config.validation_fraction, config.test_fraction, config.seed)
     rows = training_rows(pool.classes, split.train, config.abnormal_fraction, config.seed)
     return Prepared(pool, split, rows, fit_scaler(pool.beats[rows]))
 
@@ -82,7 +80,7 @@ class RunResult:
     path: Path
     metadata: Metadata
     report: Path
-    epochs_run: int
+    trained: TrainedModel
 
 
 def run(config: TrainingConfig) -> RunResult:
@@ -97,9 +95,7 @@ def run(config: TrainingConfig) -> RunResult:
         train_errors = score(prepared.pool.beats[prepared.train_rows]).mse
         val_errors = score(val.beats).mse
         test_errors = score(test.beats).mse
-        chosen = thresholds.choose(
-            config.threshold_spec, train_errors, val_errors, val.is_abnormal
-        )
+        chosen = thresholds.choose(config.threshold_spec, train_errors, val_errors, val.is_abnormal)
         metadata = Metadata(
             model_name=config.model_name,
             version=version,
@@ -122,9 +118,7 @@ def run(config: TrainingConfig) -> RunResult:
                 train_indices=prepared.train_rows.tolist(),
                 validation_indices=prepared.split.validation.tolist(),
                 test_indices=prepared.split.test.tolist(),
-                abnormal_fraction_in_training=float(
-                    prepared.pool.is_abnormal[prepared.train_rows].mean()
-                ),
+                abnormal_fraction_in_training=float(prepared.pool.is_abnormal[prepared.train_rows].mean()),
             ),
             history=trained.history,
             versions={
@@ -137,4 +131,4 @@ def run(config: TrainingConfig) -> RunResult:
         write_metadata(staging, metadata)
         report = write_report(staging / REPORT_DIR, metadata, test_errors, test.classes)
         path = publish(staging, config.output_dir, metadata)
-    return RunResult(path, metadata, path / REPORT_DIR / report.name, trained.epochs_run)
+    return RunResult(path, metadata, path / REPORT_DIR / report.name, trained)

@@ -8,11 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: training runs on servers and in CI
 
-import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
-import numpy as np  # noqa: E402
-from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
-from service.artifact import Metadata  # noqa: E402
+from service.artifact import Metadata
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -21,9 +21,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(
-    folder: Path, metadata: Metadata, test_scores: np.ndarray, test_classes: np.ndarray
-) -> Path:
+def write_report(folder: Path, metadata: Metadata, test_scores: np.ndarray, test_classes: np.ndarray) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     labels = (test_classes != 1).astype(int)
     threshold = metadata.threshold.value
@@ -64,8 +62,9 @@ def write_report(
     page = f"""# {metadata.model_name} version {metadata.version}
 
 Created {metadata.created_at.isoformat()}; threshold {threshold:.6g}
-({metadata.threshold.strategy}{"" if metadata.threshold.parameter is None
-else f":{metadata.threshold.parameter:g}"}, chosen on the {metadata.threshold.chosen_on} split).
+({metadata.threshold.strategy}{
+        "" if metadata.threshold.parameter is None else f":{metadata.threshold.parameter:g}"
+    }, chosen on the {metadata.threshold.chosen_on} split).
 Test split: {m.n_test} beats, {m.n_abnormal} abnormal.
 
 | metric | test |

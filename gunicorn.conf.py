@@ -1,0 +1,58 @@
+"""gunicorn configuration: ``gunicorn -c gunicorn.conf.py`` (all settings from ``ECG_*``).
+
+The master never imports TensorFlow: a TF runtime initialised before ``fork`` deadlocks
+the workers on their first inference. Each worker imports ``service.wsgi`` after the
+fork, and its app loads and warms the model in the background (``/readyz`` says when).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from service.artifact import read_metadata, resolve_version
+from service.settings import Settings
+
+settings = Settings()
+
+wsgi_app = "service.wsgi:app"
+bind = [settings.bind]
+workers = settings.workers
+worker_class = "sync"
+timeout = settings.timeout_seconds
+graceful_timeout = settings.graceful_timeout_seconds
+keepalive = settings.keepalive_seconds
+preload_app = False  # never: see the module docstring
+control_socket_disable = True
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = settings.log_level
+if settings.worker_tmp_dir is not None:
+    worker_tmp_dir = str(settings.worker_tmp_dir)
+elif os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"  # heartbeat files off a possibly slow or read-only disk
+
+# Under gunicorn, every worker writes its metrics to files in this folder and a scrape
+# aggregates them (prometheus-client multiprocess mode). It must be empty at start.
+_multiproc = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"ecg-metrics-{os.getpid()}")
+)
+# TensorFlow's own C++ logs are noise on a server's stdout; keep warnings and errors.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def on_starting(server) -> None:
+    """Fail fast, before forking, when the model cannot be found or its metadata is bad."""
+    path = resolve_version(settings.model_dir, settings.model_name, settings.model_version)
+    meta = read_metadata(path)
+    server.log.info("serving %s version %s from %s", meta.model_name, meta.version, path)
+    os.makedirs(_multiproc, exist_ok=True)
+    for stale in Path(_multiproc).glob("*.db"):  # only our files: the folder may be shared
+        stale.unlink()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,132 @@
+"""Errors as data: one exception type per failure, rendered to JSON by one handler.
+
+Body: ``{"error": {"code": ..., "message": ..., "details": [{"loc": ..., "msg": ...}]}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import orjson
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("service.errors")
+
+
+@dataclass(frozen=True)
+class Detail:
+    loc: str
+    msg: str
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, details: Iterable[Detail] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+    def body(self) -> dict:
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": [asdict(d) for d in self.details],
+            }
+        }
+
+
+class MalformedJson(ApiError):
+    status, code = 400, "malformed_json"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class ModelNotFound(ApiError):
+    status, code = 404, "model_not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class TooManyBeats(ApiError):
+    status, code = 413, "too_many_beats"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class InvalidInput(ApiError):
+    status, code = 422, "invalid_input"
+
+
+class InternalError(ApiError):
+    status, code = 500, "internal_error"
+
+
+class ModelNotReady(ApiError):
+    status, code = 503, "model_not_ready"
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+_FROM_HTTP: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def render(error: ApiError) -> Response:
+    return Response(orjson.dumps(error.body()), error.status, mimetype="application/json")
+
+
+def from_http(exc: HTTPException) -> ApiError:
+    """Werkzeug's own errors (unknown route, wrong method, body over the limit)."""
+    if exc.code == 404:
+        return NotFound("no such route; see /openapi.json")
+    if exc.code == 405:
+        allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
+        return MethodNotAllowed(f"method not allowed; allowed: {allowed}")
+    if exc.code == 413:
+        return PayloadTooLarge("request body exceeds the size limit")
+    code = exc.code or 500
+    kind = _FROM_HTTP.get(code, BadRequest if 400 <= code < 500 else InternalError)
+    return kind(exc.description or kind.code)
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return render(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        response = render(from_http(exc))
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _bug(exc: Exception) -> Response:
+        # Our bug, not the client's: log the traceback, tell the client nothing internal.
+        log.exception("unhandled error")
+        return render(InternalError("internal server error"))

@@ -1,0 +1,96 @@
+"""Loading the model in the worker, in the background, with readiness as observable state.
+
+The loader runs in a thread of the worker process (after gunicorn's fork, never in the
+master), so ``/livez`` answers at once while TensorFlow imports and the SavedModel loads
+and warms up; ``/readyz`` and ``/predict`` answer 503 until then. A load that fails is not
+swallowed: it stays visible on ``/readyz`` and, under gunicorn, ends the worker with the
+boot-error status so that the master stops instead of serving a model-less process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .artifact import Metadata
+from .errors import ModelNotReady
+from .metrics import ServiceMetrics
+from .predictor import Predictor
+from .settings import Settings
+
+log = logging.getLogger("service.loader")
+
+
+class ModelLoader:
+    def __init__(
+        self,
+        path: Path,
+        metadata: Metadata,
+        settings: Settings,
+        metrics: ServiceMetrics,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.path, self.metadata, self.settings, self.metrics = path, metadata, settings, metrics
+        self._on_failure = on_failure
+        self._ready = threading.Event()
+        self._predictor: Predictor | None = None
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+
+    def start(self, background: bool = True) -> None:
+        if background:
+            threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+        else:
+            self._load()
+
+    def _configure_tensorflow(self) -> None:
+        import tensorflow as tf
+
+        # Sized so that all workers together use the machine's cores once, not N times.
+        tf.config.threading.set_intra_op_parallelism_threads(self.settings.intra_op_threads())
+        tf.config.threading.set_inter_op_parallelism_threads(self.settings.tf_inter_op_threads)
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._configure_tensorflow()
+            predictor = Predictor(self.path, self.metadata)
+            predictor.warm_up()
+        except BaseException as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.critical("model load failed", extra={"error": self.error, "path": str(self.path)})
+            if self._on_failure:
+                self._on_failure(exc)
+            return
+        self.load_seconds = time.perf_counter() - started
+        self._predictor = predictor
+        self.metrics.model_load_duration.set(self.load_seconds)
+        self.metrics.model_info.labels(
+            self.metadata.model_name, str(self.metadata.version), f"{predictor.threshold:.6g}"
+        ).set(1)
+        self.metrics.workers_ready.set(1)
+        self._ready.set()
+        log.info(
+            "model ready",
+            extra={
+                "model": self.metadata.model_name,
+                "version": self.metadata.version,
+                "load_seconds": round(self.load_seconds, 3),
+            },
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def predictor(self) -> Predictor:
+        if self._predictor is None:
+            reason = "model failed to load; see the server log" if self.error else "model is loading"
+            raise ModelNotReady(reason)
+        return self._predictor

@@ -1,0 +1,47 @@
+"""The server's configuration: one typed object read from ``ECG_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every field is set by the environment variable ``ECG_<FIELD NAME>``, e.g.
+    ``ECG_MODEL_VERSION=3``. gunicorn.conf.py reads the same object."""
+
+    model_config = SettingsConfigDict(env_prefix="ECG_", extra="ignore", protected_namespaces=())
+
+    model_dir: Path = Field(REPO_ROOT / "saved_models", description="Folder holding <model-name>/<version>/.")
+    model_name: str = Field("ecg-autoencoder", description="Model to serve.")
+    model_version: int | None = Field(None, ge=1, description="Version to serve; unset serves the newest.")
+    bind: str = Field("127.0.0.1:8000", description="gunicorn listen address (host:port).")
+    workers: int = Field(2, ge=1, description="gunicorn worker processes.")
+    timeout_seconds: int = Field(30, ge=1, description="A worker silent this long is restarted.")
+    graceful_timeout_seconds: int = Field(
+        20, ge=1, description="Time to finish in-flight requests on shutdown or reload."
+    )
+    keepalive_seconds: int = Field(5, ge=0, description="Idle keep-alive connection lifetime.")
+    max_beats: int = Field(1024, ge=1, description="Most beats accepted in one request (413 over).")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 over)."
+    )
+    tf_intra_op_threads: int = Field(
+        0, ge=0, description="TensorFlow threads per op per worker; 0 = CPUs / workers."
+    )
+    tf_inter_op_threads: int = Field(1, ge=1, description="TensorFlow ops run in parallel.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Level of the JSON logs on stdout."
+    )
+    worker_tmp_dir: Path | None = Field(
+        None, description="gunicorn heartbeat folder; default /dev/shm when present."
+    )
+
+    def intra_op_threads(self) -> int:
+        return self.tf_intra_op_threads or max(1, (os.cpu_count() or 1) // self.workers)

@@ -1,0 +1,169 @@
+"""Shared fixtures: a tiny real model trained once per session, real ECG5000 beats, and a
+real gunicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_MODELS = REPO / "saved_models"
+BUNDLED_NAME = "ecg-autoencoder"
+TINY = {
+    "hidden_layers": [32],
+    "latent_size": 4,
+    "epochs": 4,
+    "batch_size": 128,
+    "early_stopping_patience": 0,
+    "verbose": 0,
+    "seed": 7,
+}
+
+
+@pytest.fixture(scope="session")
+def pool():
+    from training.data import DATA_DIR, DEFAULT_FILES, load_pool
+
+    return load_pool([DATA_DIR / f for f in DEFAULT_FILES])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, pool):
+    """A real training run of a tiny network, exported as version 1 of ``tiny``."""
+    from training.config import TrainingConfig
+    from training.pipeline import run
+
+    out = tmp_path_factory.mktemp("models")
+    return run(TrainingConfig(model_name="tiny", output_dir=out, **TINY))
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_run):
+    from service.settings import Settings
+
+    return Settings(model_dir=tiny_run.path.parent.parent, model_name="tiny")
+
+
+@pytest.fixture(scope="session")
+def bundled_metadata():
+    from service.artifact import read_metadata, resolve_version
+
+    return read_metadata(resolve_version(BUNDLED_MODELS, BUNDLED_NAME, None))
+
+
+@pytest.fixture(scope="session")
+def app(tiny_settings):
+    """The app on the tiny model, loaded and warm (built once: loading TF is the slow part)."""
+    from service.app import create_app
+
+    return create_app(tiny_settings, load_in_background=False)
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    multiproc_dir: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0, workers: int = 2) -> None:
+        """Ready when /metrics reports every worker's model loaded and warmed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"gunicorn exited:\n{self.log()[-3000:]}"
+            try:
+                text = requests.get(f"{self.url}/metrics", timeout=2).text
+                if f"ecg_worker_ready {float(workers)}" in text:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, workers: int = 2, **env) -> Server:
+    port = free_port()
+    multiproc = tmp / "multiproc"
+    log_path = tmp / "gunicorn.log"
+    environ = {
+        **os.environ,
+        "ECG_BIND": f"127.0.0.1:{port}",
+        "ECG_WORKERS": str(workers),
+        "ECG_MODEL_DIR": str(model_dir),
+        "ECG_MODEL_NAME": model_name,
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")],
+        cwd=REPO,
+        env=environ,
+        stdout=open(log_path, "wb"),  # noqa: SIM115  (owned by the process)
+        stderr=subprocess.STDOUT,
+    )
+    return Server(f"http://127.0.0.1:{port}", process, log_path, multiproc)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    """A real gunicorn with 2 workers serving the bundled model."""
+    srv = start_gunicorn(tmp_path_factory.mktemp("server"), BUNDLED_MODELS, BUNDLED_NAME)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def beats_of(pool, indices, cls: int | None = None) -> np.ndarray:
+    idx = np.asarray(indices)
+    if cls is not None:
+        idx = idx[pool.classes[idx] == cls]
+    return pool.beats[idx]
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool; CI installs them, so only a developer machine skips."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run should have installed it")
+        pytest.skip(f"{name} is not installed (make test installs it)")
+    return path

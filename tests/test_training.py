@@ -1,0 +1,192 @@
+"""A real (tiny) training run, its exported artifact, and the training CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from service.artifact import (
+    METADATA_FILE,
+    SIGNATURE_NAME,
+    ArtifactError,
+    list_versions,
+    read_metadata,
+)
+from training.config import TrainingConfig
+from training.data import scale
+from training.pipeline import run
+
+from .conftest import REPO, TINY
+
+
+def test_the_exported_signature_returns_all_outputs_in_one_call(tiny_run, pool):
+    """reconstruction (n,140), point_errors (n,140), mse (n,) from one signature call."""
+    fn = tf.saved_model.load(str(tiny_run.path)).signatures[SIGNATURE_NAME]
+    out = fn(beats=tf.constant(pool.beats[:5]))
+    assert out["reconstruction"].shape == (5, 140)
+    assert out["point_errors"].shape == (5, 140)
+    assert out["mse"].shape == (5,)
+    np.testing.assert_allclose(out["mse"].numpy(), out["point_errors"].numpy().mean(axis=1), rtol=1e-5)
+
+
+def test_the_signature_agrees_with_the_keras_model(tiny_run, pool):
+    """Scaling and errors inside the graph equal the Keras model on scaled beats."""
+    meta = tiny_run.metadata
+    fn = tf.saved_model.load(str(tiny_run.path)).signatures[SIGNATURE_NAME]
+    beats = pool.beats[:64]
+    scaled = scale(beats, meta.scaler)
+    reconstructed = tiny_run.trained.model(scaled, training=False).numpy()
+    out = fn(beats=tf.constant(beats))
+    span = meta.scaler.data_max - meta.scaler.data_min
+    np.testing.assert_allclose(
+        out["reconstruction"].numpy(), reconstructed * span + meta.scaler.data_min, atol=1e-4
+    )
+    np.testing.assert_allclose(out["point_errors"].numpy(), (scaled - reconstructed) ** 2, atol=1e-6)
+    np.testing.assert_allclose(out["mse"].numpy(), ((scaled - reconstructed) ** 2).mean(axis=1), atol=1e-6)
+
+
+def test_reported_metrics_can_be_recomputed_from_the_artifact_alone(tiny_run, pool):
+    """An outsider with the data files, the SavedModel and metadata.json gets the same numbers."""
+    meta = read_metadata(tiny_run.path)
+    test = np.asarray(meta.split.test_indices)
+    fn = tf.saved_model.load(str(tiny_run.path)).signatures[SIGNATURE_NAME]
+    mse = fn(beats=tf.constant(pool.beats[test]))["mse"].numpy()
+    labels = pool.classes[test] != 1
+    flagged = mse > meta.threshold.value
+    assert roc_auc_score(labels, mse) == pytest.approx(meta.metrics.roc_auc, abs=1e-9)
+    assert average_precision_score(labels, mse) == pytest.approx(meta.metrics.average_precision, abs=1e-9)
+    cm = meta.metrics.confusion_matrix
+    assert (cm.tp, cm.fp) == (int((flagged & labels).sum()), int((flagged & ~labels).sum()))
+    assert (cm.fn, cm.tn) == (int((~flagged & labels).sum()), int((~flagged & ~labels).sum()))
+    assert meta.metrics.n_test == len(test) == 1000
+
+
+def test_the_metadata_records_what_is_needed_to_score_and_audit(tiny_run):
+    raw = json.loads((tiny_run.path / METADATA_FILE).read_text())
+    assert raw["schema_version"] == 1 and raw["input_length"] == 140
+    assert raw["model_name"] == "tiny" and raw["version"] == 1
+    assert raw["threshold"]["strategy"] == "best-f1" and raw["threshold"]["chosen_on"] == "validation"
+    assert raw["training_config"]["hidden_layers"] == [32]
+    assert set(raw["data_sha256"]) == {"ECG5000_TRAIN.tsv.gz", "ECG5000_TEST.tsv.gz"}
+    assert raw["versions"]["tensorflow"] == tf.__version__
+    split = raw["split"]
+    train, val, test = (set(split[k]) for k in ("train_indices", "validation_indices", "test_indices"))
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert set(raw["metrics"]["recall_by_class"]) == {"2", "3", "4", "5"}
+    assert (tiny_run.path / "report" / "report.md").is_file()
+    for png in ("loss", "roc", "pr", "errors"):
+        assert (tiny_run.path / "report" / f"{png}.png").stat().st_size > 5000
+
+
+def test_the_same_seed_gives_the_same_split_and_metrics(tiny_run, tmp_path):
+    again = run(TrainingConfig(model_name="tiny", output_dir=tmp_path, **TINY))
+    assert again.metadata.split == tiny_run.metadata.split
+    assert again.metadata.metrics == tiny_run.metadata.metrics
+    assert again.metadata.threshold == tiny_run.metadata.threshold
+
+
+def test_versions_increase_and_an_existing_version_is_never_overwritten(tiny_run, tmp_path):
+    root = tmp_path
+    first = run(TrainingConfig(model_name="m", output_dir=root, **{**TINY, "epochs": 1}))
+    second = run(TrainingConfig(model_name="m", output_dir=root, **{**TINY, "epochs": 1}))
+    assert (first.metadata.version, second.metadata.version) == (1, 2)
+    assert list_versions(root, "m") == [1, 2]
+    with pytest.raises(ArtifactError, match="already exists"):
+        run(TrainingConfig(model_name="m", output_dir=root, version=2, **{**TINY, "epochs": 1}))
+
+
+def test_an_export_interrupted_midway_leaves_no_visible_version(tmp_path, monkeypatch):
+    """A failure after the SavedModel is written but before publishing leaves nothing."""
+    import training.pipeline as pipeline
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("interrupted while writing the report")
+
+    monkeypatch.setattr(pipeline, "write_report", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(TrainingConfig(model_name="m", output_dir=tmp_path, **{**TINY, "epochs": 1}))
+    assert list_versions(tmp_path, "m") == []
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_a_killed_export_leftover_is_invisible_to_readers(tiny_run, tmp_path):
+    """A staging folder left by a killed process is not a version."""
+    base = tmp_path / "m"
+    (base / ".tmp-1-abc123").mkdir(parents=True)
+    (base / ".tmp-1-abc123" / "saved_model.pb").write_bytes(b"half")
+    assert list_versions(tmp_path, "m") == []
+
+
+def cli(*args, cwd=REPO):
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_help_lists_every_option():
+    out = cli("--help")
+    assert out.returncode == 0
+    for option in (
+        "--hidden-layers",
+        "--latent-size",
+        "--activation",
+        "--optimizer",
+        "--learning-rate",
+        "--regularizer",
+        "--regularization-rate",
+        "--epochs",
+        "--batch-size",
+        "--early-stopping-patience",
+        "--seed",
+        "--abnormal-fraction",
+        "--robust",
+        "--threshold",
+        "--config",
+    ):
+        assert option in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
+        (["--threshold", "median"], "unknown threshold strategy"),
+        (["--abnormal-fraction", "1.5"], "abnormal_fraction"),
+        (["--epochs", "ten"], "invalid int value"),
+        (["--hidden-layers", "0"], "hidden layer sizes must be positive"),
+    ],
+)
+def test_cli_bad_options_get_a_usage_error_not_a_traceback(args, problem):
+    out = cli(*args)
+    assert out.returncode == 2
+    assert problem in out.stderr and "usage:" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_trains_from_a_toml_config_and_prints_a_summary(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "[training]\nmodel-name = 'cli'\nhidden_layers = [16]\nlatent_size = 4\nepochs = 2\n"
+        "early_stopping_patience = 0\nthreshold = 'percentile:99'\n"
+    )
+    out = cli("--config", str(config), "--output-dir", str(tmp_path / "out"), "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ROC AUC" in out.stdout and "percentile:99" in out.stdout
+    meta = read_metadata(tmp_path / "out" / "cli" / "1")
+    assert meta.training_config["hidden_layers"] == [16]
+    assert meta.threshold.strategy == "percentile" and meta.threshold.chosen_on == "train"
+
+
+def test_cli_reports_a_corrupt_data_file_by_name_and_line(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("1\t" + "\t".join(["0.1"] * 140) + "\n1\t" + "\t".join(["oops"] * 140) + "\n")
+    out = cli("--data-files", str(bad), "--output-dir", str(tmp_path), "--quiet")
+    assert out.returncode == 1
+    assert f"{bad}:2: value 1 is not a number: 'oops'" in out.stderr
+    assert "Traceback" not in out.stderr
