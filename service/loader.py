@@ -50,8 +50,13 @@ class ModelLoader:
         import tensorflow as tf
 
         # Sized so that all workers together use the machine's cores once, not N times.
-        tf.config.threading.set_intra_op_parallelism_threads(self.settings.intra_op_threads())
-        tf.config.threading.set_inter_op_parallelism_threads(self.settings.tf_inter_op_threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(self.settings.intra_op_threads())
+            tf.config.threading.set_inter_op_parallelism_threads(self.settings.tf_inter_op_threads)
+        except RuntimeError:
+            # Only possible when TF already ran in this process (a second app in tests or
+            # benchmarks); a gunicorn worker configures a fresh runtime.
+            log.warning("TensorFlow already initialised; its thread pools keep their sizes")
 
     def _load(self) -> None:
         started = time.perf_counter()

@@ -53,7 +53,7 @@ def test_a_truncated_gzip_file_is_reported_by_name(tmp_path):
     path = tmp_path / "cut.tsv.gz"
     data = gzip.compress(("\n".join([GOOD_ROW] * 50) + "\n").encode())
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataFileError, match="cut.tsv.gz"):
+    with pytest.raises(DataFileError, match=r"cut\.tsv\.gz"):
         load_file(path)
 
 

@@ -1,0 +1,216 @@
+"""The HTTP API in-process (Flask test client): what a client sends and what it gets back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from service.app import create_app
+from service.artifact import ArtifactError
+from service.request_log import JsonFormatter
+
+GOOD_BEAT = [0.1] * 140
+
+
+def post(client, body, content_type="application/json", **headers):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post("/predict", data=data, content_type=content_type, headers=headers)
+
+
+def test_posting_beats_returns_one_score_per_beat(client, pool, tiny_run):
+    beats = pool.beats[:3]
+    response = post(client, {"beats": beats.tolist()})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model_name"] == "tiny" and body["model_version"] == 1
+    assert body["threshold"] == pytest.approx(tiny_run.metadata.threshold.value)
+    assert len(body["predictions"]) == 3
+    for item in body["predictions"]:
+        assert set(item) == {"mse", "is_anomaly", "point_errors", "out_of_range"}
+        assert len(item["point_errors"]) == 140
+        assert np.mean(item["point_errors"]) == pytest.approx(item["mse"], rel=1e-5)
+        assert item["is_anomaly"] == (item["mse"] > body["threshold"])
+
+
+def test_a_threshold_override_and_the_reconstruction_on_request(client, pool):
+    response = post(
+        client, {"beats": pool.beats[:2].tolist(), "threshold": 1e-9, "return_reconstruction": True}
+    )
+    body = response.get_json()
+    assert response.status_code == 200 and body["threshold"] == 1e-9
+    assert all(p["is_anomaly"] for p in body["predictions"])
+    assert len(body["predictions"][0]["reconstruction"]) == 140
+
+
+def test_integers_are_accepted_as_numbers(client):
+    assert post(client, {"beats": [[0] * 140]}).status_code == 200
+
+
+def beat_with(value_json: str, beat: int = 0, point: int = 17, n: int = 2) -> str:
+    beats = [[0.1] * 140 for _ in range(n)]
+    text = json.dumps({"beats": beats})
+    # replace one value textually, so that tokens json.dumps can't write (NaN) go in verbatim
+    rows = [",".join(["0.1"] * 140) for _ in range(n)]
+    values = ["0.1"] * 140
+    values[point] = value_json
+    rows[beat] = ",".join(values)
+    return text.replace(text, '{"beats": [' + ",".join(f"[{r}]" for r in rows) + "]}")
+
+
+BAD_INPUTS = [
+    # (id, body, content type, status, code, loc)
+    ("not json", b"{beats: nope", "application/json", 400, "malformed_json", "body"),
+    ("truncated json", b'{"beats": [[1, 2', "application/json", 400, "malformed_json", "body"),
+    ("empty body", b"", "application/json", 400, "malformed_json", "body"),
+    ("form content type", b"beats=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "headers.Content-Type"),
+    ("text content type", json.dumps({"beats": [GOOD_BEAT]}), "text/plain", 415, "unsupported_media_type", "headers.Content-Type"),
+    ("not an object", b"[1, 2, 3]", "application/json", 422, "invalid_input", "body"),
+    ("missing beats", b'{"beat": []}', "application/json", 422, "invalid_input", "beats"),
+    ("extra field", json.dumps({"beats": [GOOD_BEAT], "mode": "fast"}), "application/json", 422, "invalid_input", "mode"),
+    ("no beats", b'{"beats": []}', "application/json", 422, "invalid_input", "beats"),
+    ("beats not a list", b'{"beats": 5}', "application/json", 422, "invalid_input", "beats"),
+    ("beat not a list", b'{"beats": [5]}', "application/json", 422, "invalid_input", "beats[0]"),
+    ("short beat", json.dumps({"beats": [GOOD_BEAT, [0.1] * 139]}), "application/json", 422, "invalid_input", "beats[1]"),
+    ("long beat", json.dumps({"beats": [[0.1] * 141]}), "application/json", 422, "invalid_input", "beats[0]"),
+    ("string value", beat_with('"0.5"', 1, 17), "application/json", 422, "invalid_input", "beats[1][17]"),
+    ("boolean value", beat_with("true", 0, 3), "application/json", 422, "invalid_input", "beats[0][3]"),
+    ("null value", beat_with("null", 1, 139), "application/json", 422, "invalid_input", "beats[1][139]"),
+    ("bare NaN", beat_with("NaN", 1, 17), "application/json", 422, "invalid_input", "beats[1][17]"),
+    ("bare Infinity", beat_with("Infinity", 0, 5), "application/json", 422, "invalid_input", "beats[0][5]"),
+    ("-Infinity", beat_with("-Infinity", 0, 6), "application/json", 422, "invalid_input", "beats[0][6]"),
+    ("overflow to inf", beat_with("1e999", 0, 7), "application/json", 422, "invalid_input", "beats[0][7]"),
+    ("nested list value", beat_with("[1]", 0, 8), "application/json", 422, "invalid_input", "beats[0][8]"),
+    ("negative threshold", json.dumps({"beats": [GOOD_BEAT], "threshold": -1}), "application/json", 422, "invalid_input", "threshold"),
+    ("string threshold", json.dumps({"beats": [GOOD_BEAT], "threshold": "0.1"}), "application/json", 422, "invalid_input", "threshold"),
+    ("string switch", json.dumps({"beats": [GOOD_BEAT], "return_reconstruction": "yes"}), "application/json", 422, "invalid_input", "return_reconstruction"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "loc"),
+    [case[1:] for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS],
+)
+def test_bad_input_gets_a_precise_json_error(client, body, content_type, status, code, loc):
+    response = post(client, body, content_type)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert loc in [d["loc"] for d in error["details"]]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_too_many_beats_is_413(tiny_settings):
+    app = create_app(tiny_settings.model_copy(update={"max_beats": 4}), load_in_background=False)
+    response = post(app.test_client(), {"beats": [GOOD_BEAT] * 5})
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_many_beats"
+    assert "limit is 4" in response.get_json()["error"]["message"]
+
+
+def test_too_large_a_body_is_413(tiny_settings):
+    app = create_app(tiny_settings.model_copy(update={"max_body_bytes": 2048}), load_in_background=False)
+    response = post(app.test_client(), {"beats": [GOOD_BEAT] * 10})
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+def test_unknown_route_is_a_json_404(client):
+    response = client.get("/nope")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_a_json_405_with_allow(client):
+    response = client.get("/predict")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert (
+        post(client, {"beats": [GOOD_BEAT]}, **{"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
+    made = client.get("/livez").headers["X-Request-ID"]
+    assert len(made) == 32
+    hostile = "<script>" + "x" * 300
+    assert client.get("/livez", headers={"X-Request-ID": hostile}).headers["X-Request-ID"] != hostile
+
+
+def test_one_json_log_line_per_request(client, caplog):
+    post(client, {"beats": [GOOD_BEAT, GOOD_BEAT]}, **{"X-Request-ID": "log-me"})
+    formatter = JsonFormatter()
+    lines = [json.loads(formatter.format(r)) for r in caplog.records if "log-me" in formatter.format(r)]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["method"] == "POST" and entry["path"] == "/predict" and entry["status"] == 200
+    assert entry["beats"] == 2 and entry["duration_ms"] > 0
+
+
+def test_readiness_waits_for_the_model(tiny_settings):
+    """Before the model is loaded and warm, /readyz and /predict say 503; /livez says 200."""
+    app = create_app(tiny_settings, load_in_background=True)
+    client = app.test_client()
+    loader = app.extensions["ecg"].loader
+    first = client.get("/readyz")
+    if not loader.ready:  # the load is still running: that is the window under test
+        assert first.status_code == 503
+        assert first.get_json()["error"]["code"] == "model_not_ready"
+        assert post(client, {"beats": [GOOD_BEAT]}).status_code == 503
+        assert client.get("/livez").status_code == 200
+    assert loader.wait(60)
+    assert client.get("/readyz").status_code == 200
+    assert post(client, {"beats": [GOOD_BEAT]}).status_code == 200
+
+
+def test_a_missing_model_fails_at_start_up(tiny_settings, tmp_path):
+    with pytest.raises(ArtifactError, match="no versions"):
+        create_app(tiny_settings.model_copy(update={"model_dir": tmp_path}))
+    with pytest.raises(ArtifactError, match="no version 9"):
+        create_app(tiny_settings.model_copy(update={"model_version": 9}))
+
+
+def test_model_info_describes_the_served_version(client, tiny_run):
+    body = client.get("/v1/models/tiny").get_json()
+    assert body["version"] == 1 and body["input_length"] == 140 and body["ready"] is True
+    assert body["threshold"]["strategy"] == "best-f1"
+    assert body["metrics"]["roc_auc"] == pytest.approx(tiny_run.metadata.metrics.roc_auc)
+    assert set(body["scaler"]) >= {"data_min", "data_max"}
+    other = client.get("/v1/models/other")
+    assert other.status_code == 404 and other.get_json()["error"]["code"] == "model_not_found"
+
+
+def test_openapi_is_generated_from_the_request_schema(client):
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    schemas = doc["components"]["schemas"]
+    beats = schemas["PredictRequest"]["properties"]["beats"]
+    assert beats["items"]["minItems"] == 140 == beats["items"]["maxItems"]
+    assert "/predict" in doc["paths"] and "/v1/models/{name}" in doc["paths"]
+    page = client.get("/docs")
+    assert page.status_code == 200 and b"/predict" in page.data
+
+
+def test_metrics_count_requests_beats_and_anomalies(client):
+    def value(text, name):
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = client.get("/metrics").get_data(as_text=True)
+    post(client, {"beats": [GOOD_BEAT] * 3, "threshold": 1e-12})
+    post(client, {"beats": [[1e6] * 140]})
+    after = client.get("/metrics").get_data(as_text=True)
+    assert value(after, "ecg_beats_scored_total") - value(before, "ecg_beats_scored_total") == 4
+    assert value(after, "ecg_anomalies_flagged_total") - value(before, "ecg_anomalies_flagged_total") == 4
+    assert value(after, "ecg_out_of_range_beats_total") - value(before, "ecg_out_of_range_beats_total") == 1
+    assert 'ecg_http_requests_total{method="POST",route="/predict",status="200"}' in after
+    assert "ecg_http_request_duration_seconds_bucket" in after
+    assert "ecg_beat_mse_bucket" in after and "ecg_predict_batch_size_beats_bucket" in after
+    assert 'ecg_model_info{model_name="tiny",model_version="1"' in after

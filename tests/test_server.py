@@ -1,0 +1,173 @@
+"""The real thing: gunicorn with 2 workers on a free loopback port, the bundled model,
+real ECG5000 beats, and a real Prometheus scraping it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from service.predictor import SignatureScorer
+
+from .conftest import BUNDLED_MODELS, BUNDLED_NAME, free_port, require_tool, start_gunicorn
+
+
+def predict(server, beats, **extra):
+    return requests.post(
+        f"{server.url}/predict", json={"beats": np.asarray(beats).tolist(), **extra}, timeout=30
+    )
+
+
+def metric(server, pattern: str) -> float:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{pattern} (\S+)$", text, re.M))
+
+
+def test_readiness_turns_200_only_after_warm_up(tmp_path):
+    """Right after start /livez answers while /readyz says 503; later /readyz says 200."""
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, workers=1)
+    try:
+        seen: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                live = requests.get(f"{srv.url}/livez", timeout=2).status_code
+                ready = requests.get(f"{srv.url}/readyz", timeout=2).status_code
+            except requests.ConnectionError:
+                time.sleep(0.05)
+                continue
+            seen.append((live, ready))
+            if ready == 200:
+                break
+            time.sleep(0.05)
+        assert seen and seen[-1] == (200, 200), srv.log()[-2000:]
+        assert (200, 503) in seen, "readiness should have been 503 while TensorFlow loaded"
+        assert "model ready" in srv.log()
+    finally:
+        srv.stop()
+
+
+def test_a_normal_beat_scores_under_the_threshold_and_an_abnormal_one_over(server, pool, bundled_metadata):
+    test = np.asarray(bundled_metadata.split.test_indices)
+    normal = pool.beats[test[pool.classes[test] == 1][:50]]
+    abnormal = pool.beats[test[pool.classes[test] != 1][:50]]
+    body = predict(server, np.concatenate([normal, abnormal])).json()
+    flags = np.array([p["is_anomaly"] for p in body["predictions"]])
+    mse = np.array([p["mse"] for p in body["predictions"]])
+    threshold = body["threshold"]
+    assert threshold == pytest.approx(bundled_metadata.threshold.value)
+    assert np.median(mse[:50]) < threshold < np.median(mse[50:])
+    assert (~flags[:50]).mean() >= 0.9 and flags[50:].mean() >= 0.9
+    assert not flags[0] and flags[50]  # the first normal and first abnormal test beats
+
+
+def test_the_servers_scores_match_offline_scoring(server, pool, bundled_metadata):
+    path = BUNDLED_MODELS / BUNDLED_NAME / str(bundled_metadata.version)
+    beats = pool.beats[np.asarray(bundled_metadata.split.test_indices[:64])]
+    offline = SignatureScorer(path, bundled_metadata.signature_name)(beats)
+    body = predict(server, beats).json()
+    np.testing.assert_allclose([p["mse"] for p in body["predictions"]], offline.mse, atol=1e-6)
+    np.testing.assert_allclose(
+        [p["point_errors"] for p in body["predictions"]], offline.point_errors, atol=1e-6
+    )
+
+
+HOSTILE = [
+    (b'{"beats": [[NaN' + b",0" * 139 + b"]]}", 422),
+    (b'{"beats": [[1, 2', 400),
+    (b"\xff\xfe garbage", 400),
+    (json.dumps({"beats": [[0.1] * 140] * 2000}).encode(), 413),
+    (b'{"beats": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400),  # nesting past the parser's limit
+    (b"[" * 100000, 400),
+]
+
+
+def test_hostile_input_gets_4xx_and_no_worker_dies(server):
+    booted = server.log().count("Booting worker")
+    for body, status in HOSTILE:
+        r = requests.post(
+            f"{server.url}/predict", data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+        assert r.status_code == status, (body[:40], r.text[:300])
+        assert r.json()["error"]["code"]
+    big = requests.post(
+        f"{server.url}/predict",
+        data=b"x" * (9 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert big.status_code == 413
+    assert predict(server, [[0.0] * 140]).status_code == 200
+    assert server.log().count("Booting worker") == booted, "a worker was restarted"
+    assert "Traceback" not in server.log()
+
+
+def test_metrics_count_every_request_across_both_workers(server, pool):
+    """Whichever worker answers a scrape, it reports the requests of both."""
+    route = r'ecg_http_requests_total\{method="POST",route="/predict",status="200"\}'
+    before = metric(server, route)
+    beats_before = metric(server, "ecg_beats_scored_total")
+    n = 40
+    for i in range(n):
+        with requests.Session() as s:  # a new connection each time, so both workers answer
+            s.post(f"{server.url}/predict", json={"beats": pool.beats[i : i + 2].tolist()}, timeout=30)
+    pids = {
+        json.loads(line)["pid"]
+        for line in server.log().splitlines()
+        if line.startswith("{") and '"/predict"' in line and '"status":200' in line
+    }
+    assert len(pids) == 2, "requests should have reached both workers"
+    for _ in range(5):  # every scrape agrees, whichever worker serves it
+        assert metric(server, route) - before == n
+        assert metric(server, "ecg_beats_scored_total") - beats_before == 2 * n
+
+
+def test_a_real_prometheus_scrapes_the_request_count(server, tmp_path):
+    prometheus = require_tool("prometheus")
+    target = server.url.removeprefix("http://")
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: ecg-anomaly\n    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        route = r'ecg_http_requests_total\{method="POST",route="/predict",status="200"\}'
+        for _ in range(7):
+            assert predict(server, [[0.0] * 140]).status_code == 200
+        expected = metric(server, route)
+        query = 'sum(ecg_http_requests_total{route="/predict",status="200"})'
+        got, up = None, None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                api = f"http://127.0.0.1:{port}/api/v1/query"
+                res = requests.get(api, params={"query": query}, timeout=5).json()["data"]["result"]
+                up_res = requests.get(api, params={"query": 'up{job="ecg-anomaly"}'}, timeout=5).json()
+                up = up_res["data"]["result"][0]["value"][1] if up_res["data"]["result"] else None
+                got = float(res[0]["value"][1]) if res else None
+                if got == expected and up == "1":
+                    break
+            except (requests.ConnectionError, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+        assert up == "1", (tmp_path / "prometheus.log").read_text()[-2000:]
+        assert got == expected >= 7
+    finally:
+        proc.terminate()
+        proc.wait(20)
