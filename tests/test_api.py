@@ -59,32 +59,40 @@ def beat_with(value_json: str, beat: int = 0, point: int = 17, n: int = 2) -> st
     return text.replace(text, '{"beats": [' + ",".join(f"[{r}]" for r in rows) + "]}")
 
 
+J, UMT, CT = "application/json", "unsupported_media_type", "headers.Content-Type"
+BAD = "invalid_input"
+
+
+def dumps(**fields) -> str:
+    return json.dumps({"beats": [GOOD_BEAT], **fields})
+
+
 BAD_INPUTS = [
     # (id, body, content type, status, code, loc)
-    ("not json", b"{beats: nope", "application/json", 400, "malformed_json", "body"),
-    ("truncated json", b'{"beats": [[1, 2', "application/json", 400, "malformed_json", "body"),
-    ("empty body", b"", "application/json", 400, "malformed_json", "body"),
-    ("form content type", b"beats=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "headers.Content-Type"),
-    ("text content type", json.dumps({"beats": [GOOD_BEAT]}), "text/plain", 415, "unsupported_media_type", "headers.Content-Type"),
-    ("not an object", b"[1, 2, 3]", "application/json", 422, "invalid_input", "body"),
-    ("missing beats", b'{"beat": []}', "application/json", 422, "invalid_input", "beats"),
-    ("extra field", json.dumps({"beats": [GOOD_BEAT], "mode": "fast"}), "application/json", 422, "invalid_input", "mode"),
-    ("no beats", b'{"beats": []}', "application/json", 422, "invalid_input", "beats"),
-    ("beats not a list", b'{"beats": 5}', "application/json", 422, "invalid_input", "beats"),
-    ("beat not a list", b'{"beats": [5]}', "application/json", 422, "invalid_input", "beats[0]"),
-    ("short beat", json.dumps({"beats": [GOOD_BEAT, [0.1] * 139]}), "application/json", 422, "invalid_input", "beats[1]"),
-    ("long beat", json.dumps({"beats": [[0.1] * 141]}), "application/json", 422, "invalid_input", "beats[0]"),
-    ("string value", beat_with('"0.5"', 1, 17), "application/json", 422, "invalid_input", "beats[1][17]"),
-    ("boolean value", beat_with("true", 0, 3), "application/json", 422, "invalid_input", "beats[0][3]"),
-    ("null value", beat_with("null", 1, 139), "application/json", 422, "invalid_input", "beats[1][139]"),
-    ("bare NaN", beat_with("NaN", 1, 17), "application/json", 422, "invalid_input", "beats[1][17]"),
-    ("bare Infinity", beat_with("Infinity", 0, 5), "application/json", 422, "invalid_input", "beats[0][5]"),
-    ("-Infinity", beat_with("-Infinity", 0, 6), "application/json", 422, "invalid_input", "beats[0][6]"),
-    ("overflow to inf", beat_with("1e999", 0, 7), "application/json", 422, "invalid_input", "beats[0][7]"),
-    ("nested list value", beat_with("[1]", 0, 8), "application/json", 422, "invalid_input", "beats[0][8]"),
-    ("negative threshold", json.dumps({"beats": [GOOD_BEAT], "threshold": -1}), "application/json", 422, "invalid_input", "threshold"),
-    ("string threshold", json.dumps({"beats": [GOOD_BEAT], "threshold": "0.1"}), "application/json", 422, "invalid_input", "threshold"),
-    ("string switch", json.dumps({"beats": [GOOD_BEAT], "return_reconstruction": "yes"}), "application/json", 422, "invalid_input", "return_reconstruction"),
+    ("not json", b"{beats: nope", J, 400, "malformed_json", "body"),
+    ("truncated json", b'{"beats": [[1, 2', J, 400, "malformed_json", "body"),
+    ("empty body", b"", J, 400, "malformed_json", "body"),
+    ("form content type", b"beats=1", "application/x-www-form-urlencoded", 415, UMT, CT),
+    ("text content type", dumps(), "text/plain", 415, UMT, CT),
+    ("not an object", b"[1, 2, 3]", J, 422, BAD, "body"),
+    ("missing beats", b'{"beat": []}', J, 422, BAD, "beats"),
+    ("extra field", dumps(mode="fast"), J, 422, BAD, "mode"),
+    ("no beats", b'{"beats": []}', J, 422, BAD, "beats"),
+    ("beats not a list", b'{"beats": 5}', J, 422, BAD, "beats"),
+    ("beat not a list", b'{"beats": [5]}', J, 422, BAD, "beats[0]"),
+    ("short beat", json.dumps({"beats": [GOOD_BEAT, [0.1] * 139]}), J, 422, BAD, "beats[1]"),
+    ("long beat", json.dumps({"beats": [[0.1] * 141]}), J, 422, BAD, "beats[0]"),
+    ("string value", beat_with('"0.5"', 1, 17), J, 422, BAD, "beats[1][17]"),
+    ("boolean value", beat_with("true", 0, 3), J, 422, BAD, "beats[0][3]"),
+    ("null value", beat_with("null", 1, 139), J, 422, BAD, "beats[1][139]"),
+    ("bare NaN", beat_with("NaN", 1, 17), J, 422, BAD, "beats[1][17]"),
+    ("bare Infinity", beat_with("Infinity", 0, 5), J, 422, BAD, "beats[0][5]"),
+    ("-Infinity", beat_with("-Infinity", 0, 6), J, 422, BAD, "beats[0][6]"),
+    ("overflow to inf", beat_with("1e999", 0, 7), J, 422, BAD, "beats[0][7]"),
+    ("nested list value", beat_with("[1]", 0, 8), J, 422, BAD, "beats[0][8]"),
+    ("negative threshold", dumps(threshold=-1), J, 422, BAD, "threshold"),
+    ("string threshold", dumps(threshold="0.1"), J, 422, BAD, "threshold"),
+    ("string switch", dumps(return_reconstruction="yes"), J, 422, BAD, "return_reconstruction"),
 ]  # fmt: skip
 
 
