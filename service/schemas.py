@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .artifact import INPUT_LENGTH, Scaler, TestMetrics, Threshold
 
-Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# Far beyond any ECG sample (the training data spans about -7..+8), yet small enough that
+# float32 scoring cannot overflow to inf/NaN: a value past it is refused, not scored.
+MAX_ABS_VALUE = 1e6
+Value = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 Beat = Annotated[
     list[Value],
     Field(

@@ -89,6 +89,8 @@ BAD_INPUTS = [
     ("bare Infinity", beat_with("Infinity", 0, 5), J, 422, BAD, "beats[0][5]"),
     ("-Infinity", beat_with("-Infinity", 0, 6), J, 422, BAD, "beats[0][6]"),
     ("overflow to inf", beat_with("1e999", 0, 7), J, 422, BAD, "beats[0][7]"),
+    ("beyond float32", beat_with("1e300", 1, 9), J, 422, BAD, "beats[1][9]"),
+    ("beyond the value bound", beat_with("-2e6", 0, 1), J, 422, BAD, "beats[0][1]"),
     ("nested list value", beat_with("[1]", 0, 8), J, 422, BAD, "beats[0][8]"),
     ("negative threshold", dumps(threshold=-1), J, 422, BAD, "threshold"),
     ("string threshold", dumps(threshold="0.1"), J, 422, BAD, "threshold"),
