@@ -8,13 +8,19 @@ fork, and its app loads and warms the model in the background (``/readyz`` says 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-from service.artifact import read_metadata, resolve_version
+from pydantic import ValidationError
+
+from service.artifact import ArtifactError, read_metadata, resolve_version
 from service.settings import Settings
 
-settings = Settings()
+try:
+    settings = Settings()
+except ValidationError as exc:
+    sys.exit(f"error: invalid ECG_* setting:\n{exc}")
 
 wsgi_app = "service.wsgi:app"
 bind = [settings.bind]
@@ -44,8 +50,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def on_starting(server) -> None:
     """Fail fast, before forking, when the model cannot be found or its metadata is bad."""
-    path = resolve_version(settings.model_dir, settings.model_name, settings.model_version)
-    meta = read_metadata(path)
+    try:
+        path = resolve_version(settings.model_dir, settings.model_name, settings.model_version)
+        meta = read_metadata(path)
+    except ArtifactError as exc:
+        server.log.error("cannot serve: %s", exc)
+        sys.exit(1)
     server.log.info("serving %s version %s from %s", meta.model_name, meta.version, path)
     os.makedirs(_multiproc, exist_ok=True)
     for stale in Path(_multiproc).glob("*.db"):  # only our files: the folder may be shared

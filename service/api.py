@@ -17,7 +17,6 @@ from .errors import (
     InvalidInput,
     MalformedJson,
     ModelNotFound,
-    ModelNotReady,
     TooManyBeats,
     UnsupportedMediaType,
 )
@@ -176,5 +175,3 @@ def docs() -> Response:
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
-
-__all__ = ["ModelNotReady", "ServiceState", "init_app", "json_response"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import time
 
@@ -171,3 +172,28 @@ def test_a_real_prometheus_scrapes_the_request_count(server, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_a_model_that_cannot_load_stops_the_server_instead_of_serving_unready(tmp_path, tiny_run):
+    """Valid metadata but a corrupt SavedModel: the worker exits and gunicorn halts."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_run.path.parent, models / "tiny")
+    (models / "tiny" / "1" / "saved_model.pb").write_bytes(b"not a graph")
+    srv = start_gunicorn(tmp_path, models, "tiny", workers=1)
+    try:
+        code = srv.process.wait(90)
+    finally:
+        srv.stop()
+    assert code != 0
+    assert "model load failed" in srv.log()
+
+
+def test_a_missing_model_stops_the_server_at_start_with_the_reason(tmp_path):
+    srv = start_gunicorn(tmp_path, tmp_path, "nope", workers=1)
+    try:
+        code = srv.process.wait(60)
+    finally:
+        srv.stop()
+    assert code != 0
+    assert "cannot serve: no versions of model 'nope'" in srv.log()
+    assert "Traceback" not in srv.log()
