@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: serve test lint model experiment prometheus clean
+.PHONY: serve test lint model experiment deploy-tools container-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,20 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.serve
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-# Prometheus is a real peer in the tests; install Debian's package when it is missing.
-prometheus:
-	@command -v prometheus >/dev/null || { \
+# Real peers of the tests, from Debian: prometheus (and promtool) for the scrape and rule
+# tests, docker-compose to check the compose file, shellcheck for the deploy script.
+deploy-tools:
+	@missing=; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else echo "install Debian's 'prometheus' package (sudo apt-get install prometheus) for the scrape test"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "install Debian's$$missing (sudo apt-get install$$missing) for the tests that use them"; fi; \
+	fi
 
-test: $(VENV)/.dev prometheus
+test: $(VENV)/.dev deploy-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
@@ -44,6 +50,11 @@ model: $(VENV)/.dev
 
 experiment: $(VENV)/.dev
 	$(BIN)/python -m training.experiment
+
+# Builds the images with podman and runs the compose stack end to end (root; installs
+# podman, runc, debootstrap, docker-compose when missing). ~3 min cold, ~35 s warm.
+container-test:
+	deploy/container-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

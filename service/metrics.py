@@ -118,12 +118,19 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+}
+
+
 def exported_metric_names() -> set[str]:
-    """Names of every metric family the server exports (for checking dashboards and alerts)."""
+    """Every family and sample name the server can export (for checking dashboards and
+    alerts); derived from the types, since a labelled metric has no samples until used."""
     metrics = ServiceMetrics(CollectorRegistry(), mse_threshold=1.0)
     names: set[str] = set()
     for family in metrics.registry.collect():
-        names.add(family.name + ("_total" if family.type == "counter" else ""))
-        for sample in family.samples:
-            names.add(sample.name)
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in _SUFFIXES[family.type])
     return names
