@@ -109,7 +109,7 @@ def predict() -> Response:
         )
     parsed = parse_predict_request(request.get_data(cache=False), s.settings.max_beats)
     g.beats = len(parsed.beats)
-    predictor = s.loader.predictor()
+    predictor = s.loader.predictor(wait_seconds=s.settings.ready_wait_seconds)
     scores = predictor.predict(np.asarray(parsed.beats, dtype=np.float32), parsed.threshold)
     s.metrics.observe_scores(scores.mse, int(scores.is_anomaly.sum()), int(scores.out_of_range.sum()))
     return json_response(predict_body(scores, s.metadata, parsed.return_reconstruction))
@@ -174,4 +174,3 @@ def docs() -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-

@@ -94,7 +94,12 @@ class ModelLoader:
     def wait(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
-    def predictor(self) -> Predictor:
+    def predictor(self, wait_seconds: float = 0.0) -> Predictor:
+        """The loaded predictor, waiting up to ``wait_seconds`` for a load in progress: a
+        request that reaches a worker still warming up (just started, or respawned after a
+        crash) is answered a moment later rather than refused."""
+        if self._predictor is None and self.error is None and wait_seconds > 0:
+            self._ready.wait(wait_seconds)
         if self._predictor is None:
             reason = "model failed to load; see the server log" if self.error else "model is loading"
             raise ModelNotReady(reason)

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 over)."
     )
+    ready_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=60,
+        description="How long /predict waits for a model still loading before answering 503.",
+    )
     tf_intra_op_threads: int = Field(
         0, ge=0, description="TensorFlow threads per op per worker; 0 = CPUs / workers."
     )

@@ -164,7 +164,7 @@ def test_one_json_log_line_per_request(client, caplog):
 
 def test_readiness_waits_for_the_model(tiny_settings):
     """Before the model is loaded and warm, /readyz and /predict say 503; /livez says 200."""
-    app = create_app(tiny_settings, load_in_background=True)
+    app = create_app(tiny_settings.model_copy(update={"ready_wait_seconds": 0}), load_in_background=True)
     client = app.test_client()
     loader = app.extensions["ecg"].loader
     first = client.get("/readyz")
@@ -176,6 +176,13 @@ def test_readiness_waits_for_the_model(tiny_settings):
     assert loader.wait(60)
     assert client.get("/readyz").status_code == 200
     assert post(client, {"beats": [GOOD_BEAT]}).status_code == 200
+
+
+def test_a_request_during_warm_up_waits_for_the_model_instead_of_failing(tiny_settings):
+    app = create_app(tiny_settings.model_copy(update={"ready_wait_seconds": 30}), load_in_background=True)
+    response = post(app.test_client(), {"beats": [GOOD_BEAT]})
+    assert response.status_code == 200
+    assert app.extensions["ecg"].loader.ready
 
 
 def test_a_missing_model_fails_at_start_up(tiny_settings, tmp_path):

@@ -4,8 +4,10 @@ real ECG5000 beats, and a real Prometheus scraping it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -197,3 +199,32 @@ def test_a_missing_model_stops_the_server_at_start_with_the_reason(tmp_path):
     assert code != 0
     assert "cannot serve: no versions of model 'nope'" in srv.log()
     assert "Traceback" not in srv.log()
+
+
+def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path):
+    """SIGKILL one of two workers while a client keeps posting: every answer is a 200
+    (the respawned worker waits for its model instead of refusing), and only a request
+    the dead worker held can fail, as a dropped connection."""
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, workers=2)
+    try:
+        srv.wait_ready()
+        pids = [int(p) for p in re.findall(r"Booting worker with pid: (\d+)", srv.log())]
+        statuses: list[int] = []
+        dropped = 0
+        deadline = time.monotonic() + 12
+        killed = False
+        while time.monotonic() < deadline:
+            if not killed and len(statuses) >= 20:
+                os.kill(pids[0], signal.SIGKILL)
+                killed = True
+            try:
+                statuses.append(predict(srv, [[0.0] * 140]).status_code)
+            except requests.ConnectionError:
+                dropped += 1
+        assert killed and len(statuses) > 40
+        assert set(statuses) == {200}, sorted(set(statuses))
+        assert dropped <= 1
+        assert len(re.findall(r"Booting worker with pid", srv.log())) == 3  # respawned
+        srv.wait_ready()
+    finally:
+        srv.stop()
