@@ -17,6 +17,7 @@ from .errors import (
     InvalidInput,
     MalformedJson,
     ModelNotFound,
+    PayloadTooLarge,
     TooManyBeats,
     UnsupportedMediaType,
 )
@@ -99,6 +100,16 @@ def predict_body(scores: Scores, metadata: Metadata, with_reconstruction: bool) 
     }
 
 
+def read_body(max_bytes: int) -> bytes:
+    """The request body, refusing more than ``max_bytes``. Werkzeug checks a declared
+    Content-Length itself, but silently cuts a chunked body at the limit; a cut body
+    must be a 413, not a confusing "invalid JSON"."""
+    body = request.get_data(cache=False)
+    if request.content_length is None and len(body) >= max_bytes:
+        raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+    return body
+
+
 @bp.post("/predict")
 def predict() -> Response:
     s = state()
@@ -107,7 +118,7 @@ def predict() -> Response:
             f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}",
             [Detail("headers.Content-Type", "expected application/json")],
         )
-    parsed = parse_predict_request(request.get_data(cache=False), s.settings.max_beats)
+    parsed = parse_predict_request(read_body(s.settings.max_body_bytes), s.settings.max_beats)
     g.beats = len(parsed.beats)
     predictor = s.loader.predictor(wait_seconds=s.settings.ready_wait_seconds)
     scores = predictor.predict(np.asarray(parsed.beats, dtype=np.float32), parsed.threshold)

@@ -105,6 +105,15 @@ def test_hostile_input_gets_4xx_and_no_worker_dies(server):
         timeout=30,
     )
     assert big.status_code == 413
+
+    def chunks():  # no Content-Length: the limit must hold for a streamed body too
+        for _ in range(9 * 1024):
+            yield b"[" * 1024
+
+    streamed = requests.post(
+        f"{server.url}/predict", data=chunks(), headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert streamed.status_code == 413, streamed.text[:300]
     assert predict(server, [[0.0] * 140]).status_code == 200
     assert server.log().count("Booting worker") == booted, "a worker was restarted"
     assert "Traceback" not in server.log()
