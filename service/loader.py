@@ -9,6 +9,7 @@ boot-error status so that the master stops instead of serving a model-less proce
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -62,8 +63,13 @@ class ModelLoader:
         started = time.perf_counter()
         try:
             self._configure_tensorflow()
-            predictor = Predictor(self.path, self.metadata)
+            predictor = Predictor(self.path, self.metadata, self.settings.intra_op_threads())
             predictor.warm_up()
+            # TensorFlow leaves ~400k tracked objects behind, and one full garbage
+            # collection of them stalls a request for ~0.2 s. Collect once now, then
+            # exempt them all (gc.freeze): later collections scan only new objects.
+            gc.collect()
+            gc.freeze()
         except BaseException as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.critical("model load failed", extra={"error": self.error, "path": str(self.path)})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -105,8 +106,33 @@ class ServiceMetrics:
             self.anomalies.inc(n_anomalies)
         if n_out_of_range:
             self.out_of_range.inc(n_out_of_range)
-        for value in mse:
-            self.mse.observe(value)
+        observe_many(self.mse, mse)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every value, with one update per bucket, not per value.
+
+    prometheus-client has no bulk observe, and one call per beat cost ~0.7 ms for a batch
+    of 256 (each is a locked write to a shared file in multiprocess mode). Same semantics:
+    a value counts in the first bucket whose upper bound is >= it (the buckets are
+    cumulated at export), and joins the sum; a NaN joins only the sum.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(values) <= 4:
+        # few values (numpy would cost more than it saves), or the private layout changed
+        for value in values:
+            histogram.observe(float(value))
+        return
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return
+    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), array, side="left")
+    counts = np.bincount(index, minlength=len(bounds) + 1)[: len(bounds)]  # NaN sorts past +Inf
+    total.inc(float(array.sum()))
+    for i in np.flatnonzero(counts):
+        buckets[i].inc(int(counts[i]))
 
 
 def render(registry: CollectorRegistry) -> bytes:
