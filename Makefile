@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: serve test lint model experiment deploy-tools container-test clean
+.PHONY: serve test lint model experiment deploy-tools container-test bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ experiment: $(VENV)/.dev
 # podman, runc, debootstrap, docker-compose when missing). ~3 min cold, ~35 s warm.
 container-test:
 	deploy/container-test.sh
+
+# The serving benchmark (~20 min on 2 cores): writes benchmarks/RESULTS.md.
+bench: $(VENV)/.dev
+	$(BIN)/python -m benchmarks
+
+bench-smoke: $(VENV)/.dev
+	$(BIN)/python -m benchmarks --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,166 @@
+"""The limit: scoring in one process, no HTTP. Run by the harness as a subprocess.
+
+For each batch size it times, one call after another on one thread (TensorFlow's and ONNX
+Runtime's default thread pools, i.e. both CPUs):
+
+- ``tf signature``: the SavedModel's serving signature called directly, the canonical way
+  (``tf.saved_model.load(path).signatures[name](beats=...)``, outputs to numpy);
+- ``onnx signature``: the same model converted by tf2onnx, one ONNX Runtime session run;
+- ``tf scorer``: the source tree's own ``service.predictor.SignatureScorer``;
+- ``path``: the whole request path without HTTP, from the JSON body's bytes to the
+  response's bytes: ``parse_predict_request`` + ``Predictor.predict`` + ``predict_body`` +
+  ``orjson.dumps``, exactly what ``/predict`` does between Flask's input and output, with
+  the SavedModel (``tf``) or ONNX Runtime (``onnx``) inside the predictor.
+
+Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _time(fn, seconds: float, min_calls: int = 5) -> dict:
+    fn()  # one untimed call
+    times = []
+    end = time.perf_counter() + seconds
+    while True:
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append(time.perf_counter_ns() - t0)
+        if len(times) >= min_calls and time.perf_counter() >= end:
+            break
+    times.sort()
+    n = len(times)
+    total = sum(times) / 1e9
+    return {
+        "calls": n,
+        "calls_per_s": n / total,
+        "p50_ms": times[n // 2] / 1e6,
+        "p99_ms": times[min(n - 1, int(n * 0.99))] / 1e6,
+    }
+
+
+def request_path(max_beats: int):
+    """body bytes -> response bytes, the way ``service.api.predict`` does it."""
+    import numpy as np
+    import orjson
+
+    from service import api
+
+    if hasattr(api, "score_body"):  # a single entry point, if the service has one
+
+        def run(body, predictor, metadata):
+            return api.score_body(body, predictor, metadata, max_beats)
+
+        return run
+
+    def run(body, predictor, metadata):
+        parsed = api.parse_predict_request(body, max_beats)
+        scores = predictor.predict(np.asarray(parsed.beats, dtype=np.float32), parsed.threshold)
+        body = api.predict_body(scores, metadata, parsed.return_reconstruction)
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--batches", default="1,32,256")
+    ap.add_argument("--tree", default="repo", help="label of the source tree on PYTHONPATH")
+    ap.add_argument("--no-canonical", action="store_true", help="skip the eager signature and ONNX session")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.common import beat_rows, model_path, predict_body
+    from benchmarks.servers.onnx_predictor import OnnxScorer
+    from service import predictor as predictor_module
+    from service.artifact import read_metadata
+
+    path = model_path()
+    meta = read_metadata(path)
+    batches = [int(b) for b in args.batches.split(",")]
+    bodies = {b: predict_body(b) for b in batches}
+    arrays = {b: np.asarray(beat_rows(b), dtype=np.float32) for b in batches}
+    run_path = request_path(max_beats=max(1024, *batches))
+
+    t0 = time.perf_counter()
+    load_s = {}
+    started = time.perf_counter()
+    loaded = tf.saved_model.load(str(path))  # the canonical way: the signature, called eagerly
+    signature = loaded.signatures[meta.signature_name]
+
+    def eager(x):
+        return {k: v.numpy() for k, v in signature(beats=tf.constant(x)).items()}
+
+    load_s["eager_signature"] = time.perf_counter() - started
+    started = time.perf_counter()
+    tf_scorer = predictor_module.SignatureScorer(path, meta.signature_name)
+    tf_predictor = predictor_module.Predictor(path, meta)
+    tf_predictor.warm_up()
+    load_s["tf_predictor"] = time.perf_counter() - started
+    started = time.perf_counter()
+    onnx_scorer = OnnxScorer(path, meta.signature_name)
+    original = predictor_module.SignatureScorer
+    predictor_module.SignatureScorer = lambda *a, **k: onnx_scorer
+    try:
+        onnx_predictor = predictor_module.Predictor(path, meta)
+    finally:
+        predictor_module.SignatureScorer = original
+    onnx_predictor.warm_up()
+    load_s["onnx_predictor"] = time.perf_counter() - started
+
+    big = arrays[max(batches)]
+    ref, a, b = eager(big), tf_scorer(big), onnx_scorer(big)
+    check = {
+        "beats_compared": len(big),
+        "max_abs_diff_mse": float(np.max(np.abs(ref["mse"] - b.mse))),
+        "max_abs_diff_point_errors": float(np.max(np.abs(ref["point_errors"] - b.point_errors))),
+        "same_flags": bool(np.array_equal(ref["mse"] > meta.threshold.value, b.mse > meta.threshold.value)),
+        "scorer_vs_eager_max_abs_diff_mse": float(np.max(np.abs(ref["mse"] - a.mse))),
+    }
+
+    items = [("tf", "scorer", lambda x: tf_scorer(x))]
+    if not args.no_canonical:
+        items += [("tf", "signature", eager), ("onnx", "signature", lambda x: onnx_scorer(x))]
+    items += [
+        ("tf", "path", lambda body: run_path(body, tf_predictor, meta)),
+        ("onnx", "path", lambda body: run_path(body, onnx_predictor, meta)),
+    ]
+    results = []
+    for batch in batches:
+        for backend, kind, fn in items:  # interleaved, so that all see the same machine
+            arg = bodies[batch] if kind == "path" else arrays[batch]
+            r = _time(lambda fn=fn, arg=arg: fn(arg), args.seconds)
+            r.update(
+                backend=backend, kind=kind, batch=batch, tree=args.tree, beats_per_s=r["calls_per_s"] * batch
+            )
+            results.append(r)
+
+    json.dump(
+        {
+            "results": results,
+            "load_seconds": load_s,
+            "onnx_vs_tf": check,
+            "tf_threads": {
+                "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+            },
+            "wall_seconds": time.perf_counter() - t0,
+        },
+        sys.stdout,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,600 @@
+# ruff: noqa: E501  (long lines of Markdown text)
+"""Summaries and the Markdown report (``benchmarks/RESULTS.md``) from the raw rounds.
+
+Every ratio is paired: taken within one round (same cell, seconds apart), then summarised
+as the median and range over rounds.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import statistics
+import subprocess
+from datetime import UTC, datetime
+
+from benchmarks import loadgen
+from benchmarks.common import REPO
+
+X = "\u00d7"  # multiplication sign
+DIV = "\u00f7"  # division sign
+DELTA = "\u0394"
+DASH = "\u2013"  # en dash, for ranges
+TITLES = {
+    "floor": "floor: no-op JSON endpoint, same gunicorn + Flask",
+    "ours": "**ours** (TensorFlow SavedModel)",
+    "ours+fixes": "**ours + proposals** (TensorFlow SavedModel)",
+    "ours_onnx": "ours, ONNX Runtime in place of TensorFlow",
+    "ours_onnx+fixes": "ours + proposals, ONNX Runtime in place of TensorFlow",
+    "naive": "naive: Flask + Keras model.predict",
+    "bentoml": "BentoML (bentoml serve, no batching)",
+}
+PACKAGES = (
+    "tensorflow",
+    "keras",
+    "numpy",
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "orjson",
+    "pydantic",
+    "prometheus-client",
+    "onnxruntime",
+    "tf2onnx",
+    "onnx",
+    "bentoml",
+    "uvicorn",
+    "starlette",
+)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=REPO).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def environment(loadgen_name: str) -> dict:
+    lscpu = _run(["lscpu"])
+
+    def field(name: str, default: str = "?") -> str:
+        m = re.search(rf"^{re.escape(name)}:\s+(.+)$", lscpu, re.M)
+        return m.group(1).strip() if m else default
+
+    with open("/proc/meminfo") as f:
+        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "service", "gunicorn.conf.py", "benchmarks"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=REPO,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        dirty = ""
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_model": field("Model name", platform.processor()),
+        "cpus": os.cpu_count(),
+        "cores_per_socket": field("Core(s) per socket"),
+        "threads_per_core": field("Thread(s) per core"),
+        "hypervisor": field("Hypervisor vendor", "none"),
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "os": _run(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "python": platform.python_version(),
+        "versions": versions,
+        "loadgen": f"{loadgen_name} {loadgen.tool_version(loadgen_name)} (Debian)",
+        "git_commit": _run(["git", "rev-parse", "--short", "HEAD"]),
+        "git_dirty": [line[3:] for line in dirty.splitlines()],
+    }
+
+
+def config_dict(args, command: str) -> dict:
+    return {
+        "command": command,
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "batches": args.batches,
+        "concurrency": args.concurrency,
+        "servers": args.servers,
+        "variants": {v.split("=", 1)[0]: v.split("=", 1)[1].split(";")[0] for v in args.variant},
+        "proposals": getattr(args, "proposals", {}),
+        "workers": args.workers,
+        "loadgen": args.loadgen,
+        "inprocess_seconds": args.inprocess_seconds,
+        "seed": args.seed,
+        "smoke": args.smoke,
+    }
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def stats(values: list[float | None]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def cell(rnd: dict, server: str, batch: int, conc: int) -> dict | None:
+    for c in rnd["cells"]:
+        if c["server"] == server and c["batch"] == batch and c["concurrency"] == conc and "rps" in c:
+            return c
+    return None
+
+
+def inproc(rnd: dict, backend: str, kind: str, batch: int, tree: str = "repo") -> dict | None:
+    for r in rnd.get("inprocess", {}).get("results", []):
+        if (r["backend"], r["kind"], r["batch"], r.get("tree", "repo")) == (backend, kind, batch, tree):
+            return r
+    return None
+
+
+def paired(rounds, a: str, b: str, batch: int, conc: int, metric: str = "rps") -> dict | None:
+    values = []
+    for rnd in rounds:
+        x, y = cell(rnd, a, batch, conc), cell(rnd, b, batch, conc)
+        if x and y and y[metric]:
+            values.append(x[metric] / y[metric])
+    return stats(values)
+
+
+def vs_inprocess(rounds, server: str, batch: int, conc: int, kind: str, tree: str, backend: str = "tf"):
+    values = []
+    for rnd in rounds:
+        x, y = cell(rnd, server, batch, conc), inproc(rnd, backend, kind, batch, tree)
+        if x and y:
+            values.append(x["beats_per_s"] / y["beats_per_s"])
+    return stats(values)
+
+
+def worker_rss(rnd: dict, server: str, when: str = "memory_loaded") -> float | None:
+    mem = rnd["servers"].get(server, {}).get(when)
+    return max(mem["worker_rss_mb"]) if mem and mem["worker_rss_mb"] else None
+
+
+def rss_ratio(rounds, server: str) -> dict | None:
+    values = []
+    for rnd in rounds:
+        w, t = worker_rss(rnd, server), rnd.get("tf_only", {}).get("rss_mb")
+        if w and t:
+            values.append(w / t)
+    return stats(values)
+
+
+def base_of(cfg: dict, server: str) -> str:
+    return cfg.get("variants", {}).get(server, server)
+
+
+def onnx_twin(cfg: dict, server: str) -> str | None:
+    """The ONNX Runtime run of the same source tree as ``server`` (ours -> ours_onnx)."""
+    twin = server.replace("ours", "ours_onnx", 1)
+    return twin if twin in cfg["servers"] and base_of(cfg, twin) == "ours_onnx" else None
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _f(x: float | None, digits: int | None = None) -> str:
+    if x is None:
+        return "-"
+    if digits is None:
+        digits = 0 if abs(x) >= 10 else (1 if abs(x) >= 1 else 2)
+    return f"{x:,.{digits}f}"
+
+
+def _s(st: dict | None, digits: int | None = None) -> str:
+    if not st:
+        return "-"
+    if st["n"] == 1:
+        return _f(st["median"], digits)
+    return f"{_f(st['median'], digits)} ({_f(st['min'], digits)}{DASH}{_f(st['max'], digits)})"
+
+
+def _r(st: dict | None) -> str:
+    if not st:
+        return "-"
+    if st["n"] == 1:
+        return f"{st['median']:.2f}{X}"
+    return f"{st['median']:.2f}{X} ({st['min']:.2f}{DASH}{st['max']:.2f})"
+
+
+def title(server: str) -> str:
+    return TITLES.get(server, server)
+
+
+# ---------------------------------------------------------------- targets
+
+
+def target_rows(data: dict) -> list[dict]:
+    """Issue 6's targets, each as (name, bound, a function of the server under test)."""
+    cfg, rounds = data["config"], data["rounds"]
+    servers, concs, batches = cfg["servers"], cfg["concurrency"], cfg["batches"]
+    rows = []
+
+    def add(name, op, bound, fn, why_not_tf=None):
+        rows.append({"name": name, "op": op, "bound": bound, "fn": fn, "onnx": why_not_tf})
+
+    if "floor" in servers and 1 in batches:
+        for c in concs:
+            add(
+                f"b1 c{c}: req/s {DIV} the no-op floor's",
+                ">=",
+                0.5,
+                lambda s, c=c: paired(rounds, s, "floor", 1, c),
+            )
+        for c in concs:
+            add(
+                f"b1 c{c}: p99 {DIV} the floor's p99",
+                "<=",
+                2.0,
+                lambda s, c=c: paired(rounds, s, "floor", 1, c, "p99_ms"),
+            )
+    if "naive" in servers and 1 in batches:
+        for c in concs:
+            add(
+                f"b1 c{c}: req/s {DIV} the naive server's",
+                ">=",
+                30,
+                lambda s, c=c: paired(rounds, s, "naive", 1, c),
+            )
+    if "bentoml" in servers:
+        for b in batches:
+            for c in concs:
+                add(
+                    f"b{b} c{c}: req/s {DIV} BentoML's",
+                    ">=",
+                    3,
+                    lambda s, b=b, c=c: paired(rounds, s, "bentoml", b, c),
+                )
+    big = max(batches)
+    if any(inproc(r, "tf", "signature", big) for r in rounds):
+        for c in concs:
+            add(
+                f"b{big} c{c}: beats/s {DIV} in-process signature's",
+                ">=",
+                0.25,
+                lambda s, c=c: vs_inprocess(rounds, s, big, c, "signature", "repo"),
+            )
+    add(f"RSS per worker {DIV} a TensorFlow-only process's", "<=", 1.1, lambda s: rss_ratio(rounds, s))
+    return rows
+
+
+def _met(st: dict | None, op: str, bound: float) -> bool | None:
+    if not st:
+        return None
+    return st["median"] >= bound if op == ">=" else st["median"] <= bound
+
+
+def targets(data: dict, server: str) -> list[dict]:
+    out = []
+    for row in target_rows(data):
+        st = row["fn"](server)
+        out.append(
+            {
+                "name": row["name"],
+                "bound": f"{row['op']} {row['bound']:g}{X}",
+                "value": _r(st),
+                "met": _met(st, row["op"], row["bound"]),
+                "stats": st,
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render(data: dict) -> str:
+    cfg, env, rounds = data["config"], data.get("environment", {}), data["rounds"]
+    servers, batches, concs = cfg["servers"], cfg["batches"], cfg["concurrency"]
+    ours_like = [s for s in servers if base_of(cfg, s) == "ours"]
+    lines: list[str] = []
+    w = lines.append
+
+    w("# Serving benchmark: the ECG autoencoder, side by side\n")
+    if cfg.get("smoke"):
+        w(
+            "> **Smoke run** (`--smoke`): one round of half-second cells, one worker per server. It checks "
+            "that the harness works; its numbers mean nothing.\n"
+        )
+    w(f"- **Date:** {env.get('date_utc', '?')}; the run took {data.get('wall_seconds', 0) / 60:.1f} min")
+    w(f"- **Command:** `{cfg['command'].strip()}` (from the repository root, with the project's venv)")
+    w(
+        f"- **Machine:** {env.get('cpu_model')}, {env.get('cpus')} CPUs ({env.get('cores_per_socket')} cores, "
+        f"{env.get('threads_per_core')} thread each), {env.get('ram_gib')} GiB RAM, hypervisor "
+        f"{env.get('hypervisor')}; {env.get('os')}, Linux {env.get('kernel')}. Shared and noisy: other jobs ran "
+        "on it during the run, which is why every number is a median over interleaved rounds and every ratio "
+        "is paired within a round."
+    )
+    vers = env.get("versions", {})
+    w(f"- **Versions:** Python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    w(
+        f"- **Load:** {env.get('loadgen')}: closed loop, `-c` = concurrency, {cfg['duration_s']} s per cell "
+        f"after {cfg['warmup_s']} s of untimed load; latency from hey's per-request CSV (0.1 ms resolution, "
+        f"connection set-up included). {cfg['rounds']} round(s); in each, cells in a shuffled order and, within "
+        f"a cell, servers in a shuffled order (seed {cfg['seed']}). Every server: {cfg['workers']} worker "
+        "process(es) on 127.0.0.1; gunicorn servers use the repository's `gunicorn.conf.py`."
+    )
+    dirty = env.get("git_dirty")
+    w(
+        f"- **Code:** commit {env.get('git_commit')}"
+        + (f", with uncommitted changes in {', '.join(dirty)}" if dirty else "")
+    )
+    if cfg.get("proposals"):
+        w("- **Proposals:** " + "; ".join(f"`{k}` {v}" for k, v in cfg["proposals"].items()))
+    w(
+        "- **Beats:** the first 1, 32 and 256 beats of `data/ECG5000_TEST.tsv.gz`, as JSON bodies that carry "
+        "the file's own decimal strings; every server scores the same SavedModel version (*Same model* below)."
+    )
+    w(
+        f"- Cells read *median (min{DASH}max)* over rounds. See `benchmarks/NOTES.md` for the profiles and the "
+        "A/B runs behind the proposals.\n"
+    )
+
+    # ---- targets
+    if ours_like:
+        w("## Targets (issue 6), from this run\n")
+        head = "| target | bound | " + " | ".join(f"{title(s)} | met" for s in ours_like) + " |"
+        w(head)
+        w("|---|---|" + "---|---|" * len(ours_like))
+        per = {s: targets(data, s) for s in ours_like}
+        for i, row in enumerate(per[ours_like[0]]):
+            cells = []
+            for s in ours_like:
+                t = per[s][i]
+                met = "-" if t["met"] is None else ("**yes**" if t["met"] else "**no**")
+                cells.append(f"{t['value']} | {met}")
+            w(f"| {row['name']} | {row['bound']} | " + " | ".join(cells) + " |")
+        w("")
+        w(verdict(data, ours_like))
+
+    # ---- HTTP table
+    w("## Over HTTP\n")
+    w("req/s; beats/s = req/s " + X + " batch; latency in ms.\n")
+    w("| server | batch | conc. | req/s | beats/s | p50 ms | p99 ms | non-200 |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for s in servers:
+        for b in batches:
+            for c in concs:
+                cs = [cell(r, s, b, c) for r in rounds]
+                ok = [x for x in cs if x]
+                st = {m: stats([x[m] for x in ok]) for m in ("rps", "beats_per_s", "p50_ms", "p99_ms")}
+                errors = sum(x.get("errors", 0) for x in ok)
+                failed = len(rounds) - len(ok)
+                err = f"{errors}" + (f" ({failed} runs failed)" if failed else "")
+                w(
+                    f"| {title(s)} | {b} | {c} | {_s(st['rps'])} | {_s(st['beats_per_s'])} | "
+                    f"{_s(st['p50_ms'], 1)} | {_s(st['p99_ms'], 1)} | {err} |"
+                )
+    w("")
+
+    # ---- paired ratios
+    for s in ours_like:
+        others = [o for o in servers if o != s and o not in ours_like[: ours_like.index(s)]]
+        if not others:
+            continue
+        w(f"### Paired ratios: req/s of {title(s)} {DIV} the other's, per round\n")
+        w("| batch | conc. | " + " | ".join(f"{DIV} {o}" for o in others) + " |")
+        w("|---:|---:|" + "---:|" * len(others))
+        for b in batches:
+            for c in concs:
+                w(f"| {b} | {c} | " + " | ".join(_r(paired(rounds, s, o, b, c)) for o in others) + " |")
+        if "floor" in servers:
+            w("")
+            w(
+                f"p99 {DIV} the floor's p99: "
+                + "; ".join(
+                    f"b{b} c{c} {_r(paired(rounds, s, 'floor', b, c, 'p99_ms'))}"
+                    for b in batches
+                    for c in concs
+                )
+            )
+        w("")
+
+    # ---- in-process
+    trees = sorted(
+        {r.get("tree", "repo") for rnd in rounds for r in rnd.get("inprocess", {}).get("results", [])}
+    )
+    if trees:
+        w("## The limit: in-process scoring, one caller, no HTTP\n")
+        w(
+            "- `tf signature`: the SavedModel's serving signature called directly, the canonical way "
+            "(`tf.saved_model.load(path).signatures['serving_default'](beats=...)`, outputs to numpy).\n"
+            "- `onnx signature`: the same model converted by tf2onnx, one ONNX Runtime session run.\n"
+            "- `tf scorer`: the source tree's own `service.predictor.SignatureScorer`.\n"
+            "- `path`: the whole request path without HTTP, JSON bytes in, JSON bytes out: "
+            "`parse_predict_request` + `Predictor.predict` + `predict_body` + `orjson.dumps`, with TensorFlow "
+            "or ONNX Runtime inside the predictor.\n"
+            "- Thread pools at their defaults (TensorFlow and ONNX Runtime: both CPUs).\n"
+        )
+        w("| code | backend | what | batch | calls/s | beats/s | p50 ms | p99 ms |")
+        w("|---|---|---|---:|---:|---:|---:|---:|")
+        for tree in trees:
+            for backend, kind in (
+                ("tf", "signature"),
+                ("onnx", "signature"),
+                ("tf", "scorer"),
+                ("tf", "path"),
+                ("onnx", "path"),
+            ):
+                for b in batches:
+                    rs = [inproc(r, backend, kind, b, tree) for r in rounds]
+                    rs = [x for x in rs if x]
+                    if not rs:
+                        continue
+                    st = {
+                        m: stats([x[m] for x in rs])
+                        for m in ("calls_per_s", "beats_per_s", "p50_ms", "p99_ms")
+                    }
+                    code = "repository" if tree == "repo" else "+ proposals"
+                    w(
+                        f"| {code} | {backend} | {kind} | {b} | {_s(st['calls_per_s'])} | {_s(st['beats_per_s'])} | "
+                        f"{_s(st['p50_ms'], 3)} | {_s(st['p99_ms'], 3)} |"
+                    )
+        w("")
+        chk = rounds[0].get("inprocess", {}).get("onnx_vs_tf") if rounds else None
+        if chk:
+            w(
+                f"Same scores: on {chk['beats_compared']} beats, ONNX Runtime vs the eager signature: max |{DELTA}mse| "
+                f"{chk['max_abs_diff_mse']:.1e}, max |{DELTA}point error| {chk['max_abs_diff_point_errors']:.1e}, "
+                f"same anomaly flags: {chk['same_flags']}; the repository's scorer vs the eager signature: max "
+                f"|{DELTA}mse| {chk['scorer_vs_eager_max_abs_diff_mse']:.1e}."
+            )
+            fixed = rounds[0].get("inprocess", {}).get("fixes_check")
+            if fixed:
+                w(
+                    f"With the proposals, the scorer vs the eager signature: max |{DELTA}mse| "
+                    f"{fixed['scorer_vs_eager_max_abs_diff_mse']:.1e}."
+                )
+            w("")
+        for s in ours_like:
+            w(f"{title(s)} over HTTP as a share of in-process beats/s (paired per round):\n")
+            tree = "repo" if s == "ours" else "fixes"
+            w(f"| batch | conc. | {DIV} tf signature | {DIV} its own in-process path |")
+            w("|---:|---:|---:|---:|")
+            for b in batches:
+                for c in concs:
+                    w(
+                        f"| {b} | {c} | {_r(vs_inprocess(rounds, s, b, c, 'signature', 'repo'))} | "
+                        f"{_r(vs_inprocess(rounds, s, b, c, 'path', tree))} |"
+                    )
+            w("")
+
+    # ---- TF tax
+    pairs = [(s, onnx_twin(cfg, s)) for s in ours_like if onnx_twin(cfg, s)]
+    if pairs:
+        w("## The TensorFlow tax: the same model through ONNX Runtime, inside our own path\n")
+        for tf_name, ox in pairs:
+            w(f"{title(tf_name)} vs {title(ox)}:\n")
+            w(
+                f"| batch | conc. | TF req/s | ONNX req/s | ONNX {DIV} TF | TF {DIV} floor | ONNX {DIV} floor | "
+                f"p99 TF {DIV} floor | p99 ONNX {DIV} floor |"
+            )
+            w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            fl = "floor" in servers
+            for b in batches:
+                for c in concs:
+                    rps_tf = stats([(cell(r, tf_name, b, c) or {}).get("rps") for r in rounds])
+                    rps_ox = stats([(cell(r, ox, b, c) or {}).get("rps") for r in rounds])
+                    cols = [_s(rps_tf), _s(rps_ox), _r(paired(rounds, ox, tf_name, b, c))]
+                    if fl:
+                        cols += [
+                            _r(paired(rounds, tf_name, "floor", b, c)),
+                            _r(paired(rounds, ox, "floor", b, c)),
+                            _r(paired(rounds, tf_name, "floor", b, c, "p99_ms")),
+                            _r(paired(rounds, ox, "floor", b, c, "p99_ms")),
+                        ]
+                    else:
+                        cols += ["-"] * 4
+                    w(f"| {b} | {c} | " + " | ".join(cols) + " |")
+            w("")
+        tree_parts = []
+        for kind in ("signature", "path"):
+            for b in batches:
+                vals = []
+                for r in rounds:
+                    x, y = inproc(r, "onnx", kind, b), inproc(r, "tf", kind, b)
+                    if x and y:
+                        vals.append(x["calls_per_s"] / y["calls_per_s"])
+                tree_parts.append(f"{kind} b{b} {_r(stats(vals))}")
+        if any(inproc(r, "tf", "signature", batches[0]) for r in rounds):
+            w(
+                f"In-process, ONNX Runtime {DIV} TensorFlow calls/s (repository code, paired): "
+                + "; ".join(tree_parts)
+            )
+            w("")
+
+    # ---- memory and start-up
+    w("## Memory and start-up\n")
+    tf_only = stats([r.get("tf_only", {}).get("rss_mb") for r in rounds])
+    imp = stats([r.get("tf_only", {}).get("import_seconds") for r in rounds])
+    w(
+        f"A process that only runs `import tensorflow`: RSS {_s(tf_only)} MiB; the import takes {_s(imp, 1)} s.\n"
+    )
+    w(
+        "| server | start to all workers ready, s | RSS per worker at ready, MiB | RSS per worker after load, MiB "
+        "| total RSS after load, MiB | total PSS after load, MiB | processes |"
+    )
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for s in servers:
+        su = stats([r["servers"].get(s, {}).get("startup_seconds") for r in rounds])
+        wr = stats([worker_rss(r, s, "memory_ready") for r in rounds])
+        wl = stats([worker_rss(r, s) for r in rounds])
+        loaded = [r["servers"].get(s, {}).get("memory_loaded", {}) for r in rounds]
+        tr = stats([m.get("total_rss_mb") for m in loaded])
+        tp = stats([m.get("total_pss_mb") for m in loaded])
+        pr = stats([m.get("processes") for m in loaded])
+        w(f"| {title(s)} | {_s(su, 1)} | {_s(wr)} | {_s(wl)} | {_s(tr)} | {_s(tp)} | {_s(pr)} |")
+    w(
+        "\nStart: from launching the server to every worker answering with its model loaded and warmed. "
+        "RSS per worker: the largest worker's. Total: every process of the server (gunicorn's master and "
+        "workers; BentoML's supervisor and workers). PSS shares each page among the processes that map it, "
+        "so the totals do not count shared library pages twice.\n"
+    )
+
+    # ---- same model
+    ref = rounds[0]["servers"].get("ours", {}).get("mse_batch32") if rounds else None
+    if ref:
+        w("## Same model\n")
+        for s in servers:
+            m = rounds[0]["servers"].get(s, {}).get("mse_batch32")
+            if m and s != "ours":
+                diff = max(abs(a - b) for a, b in zip(m, ref, strict=True))
+                w(f"- {title(s)}: the 32 MSEs of beats 1{DASH}32 differ from ours by at most {diff:.1e}")
+        w("")
+
+    failed = [(r["round"], c) for r in rounds for c in r["cells"] if "error" in c]
+    if failed:
+        w("## Failed cells\n")
+        for rnd, c in failed:
+            w(f"- round {rnd}, {c['server']} b{c['batch']} c{c['concurrency']}: {c['error'][:300]}")
+        w("")
+    return "\n".join(lines) + "\n"
+
+
+def verdict(data: dict, ours_like: list[str]) -> str:
+    """Which targets are met, and for each one missed whether TensorFlow is what blocks it:
+    the same code path with ONNX Runtime (same run, same rounds) meets it or not."""
+    cfg = data["config"]
+    out = []
+    for s in ours_like:
+        rows = target_rows(data)
+        twin = onnx_twin(cfg, s)
+        met = [r for r in rows if _met(r["fn"](s), r["op"], r["bound"])]
+        missed = [r for r in rows if _met(r["fn"](s), r["op"], r["bound"]) is False]
+        out.append(f"**{title(s).replace('**', '')}:** {len(met)} of {len(rows)} targets met.")
+        for r in missed:
+            st = r["fn"](s)
+            line = f"- Missed: {r['name']} is {st['median']:.3f}{X} (bound {r['op']} {r['bound']:g}{X})."
+            if twin and "RSS" not in r["name"]:
+                ox = r["fn"](twin)
+                if ox:
+                    verdict_text = (
+                        "ONNX Runtime in the same path meets it, so TensorFlow is what blocks it"
+                        if _met(ox, r["op"], r["bound"])
+                        else "ONNX Runtime in the same path misses it too, so TensorFlow is not what blocks it"
+                    )
+                    line += f" With ONNX Runtime in the same path: {ox['median']:.3f}{X}: {verdict_text}."
+            elif "RSS" in r["name"] and twin:
+                rss = stats([worker_rss(rnd, twin) for rnd in data["rounds"]])
+                line += f" The ONNX Runtime worker needs {_s(rss)} MiB: the yardstick itself is TensorFlow's import."
+            out.append(line)
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""The servers compared with ours. Each runs on a free loopback port, started by the harness."""
