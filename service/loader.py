@@ -47,22 +47,11 @@ class ModelLoader:
         else:
             self._load()
 
-    def _configure_tensorflow(self) -> None:
-        import tensorflow as tf
-
-        # Sized so that all workers together use the machine's cores once, not N times.
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(self.settings.intra_op_threads())
-            tf.config.threading.set_inter_op_parallelism_threads(self.settings.tf_inter_op_threads)
-        except RuntimeError:
-            # Only possible when TF already ran in this process (a second app in tests or
-            # benchmarks); a gunicorn worker configures a fresh runtime.
-            log.warning("TensorFlow already initialised; its thread pools keep their sizes")
-
     def _load(self) -> None:
         started = time.perf_counter()
         try:
-            self._configure_tensorflow()
+            # Intra-op threads sized so that all workers together use the machine's cores
+            # once, not N times over.
             predictor = Predictor(self.path, self.metadata, self.settings.intra_op_threads())
             predictor.warm_up()
             # TensorFlow leaves ~400k tracked objects behind, and one full garbage

@@ -41,7 +41,6 @@ class Settings(BaseSettings):
     tf_intra_op_threads: int = Field(
         0, ge=0, description="TensorFlow threads per op per worker; 0 = CPUs / workers."
     )
-    tf_inter_op_threads: int = Field(1, ge=1, description="TensorFlow ops run in parallel.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the JSON logs on stdout."
     )

@@ -185,29 +185,31 @@ def test_a_real_prometheus_scrapes_the_request_count(server, tmp_path):
         proc.wait(20)
 
 
+def run_until_exit(tmp_path, model_dir, name, timeout=90) -> tuple[int, str]:
+    """Start a server expected to give up; its exit status and log."""
+    srv = start_gunicorn(tmp_path, model_dir, name, workers=1)
+    try:
+        code = srv.process.wait(timeout)
+    finally:
+        srv.stop()
+    return code, srv.log()
+
+
 def test_a_model_that_cannot_load_stops_the_server_instead_of_serving_unready(tmp_path, tiny_run):
     """Valid metadata but a corrupt SavedModel: the worker exits and gunicorn halts."""
     models = tmp_path / "models"
     shutil.copytree(tiny_run.path.parent, models / "tiny")
     (models / "tiny" / "1" / "saved_model.pb").write_bytes(b"not a graph")
-    srv = start_gunicorn(tmp_path, models, "tiny", workers=1)
-    try:
-        code = srv.process.wait(90)
-    finally:
-        srv.stop()
+    code, log = run_until_exit(tmp_path, models, "tiny")
     assert code != 0
-    assert "model load failed" in srv.log()
+    assert "model load failed" in log
 
 
 def test_a_missing_model_stops_the_server_at_start_with_the_reason(tmp_path):
-    srv = start_gunicorn(tmp_path, tmp_path, "nope", workers=1)
-    try:
-        code = srv.process.wait(60)
-    finally:
-        srv.stop()
+    code, log = run_until_exit(tmp_path, tmp_path, "nope")
     assert code != 0
-    assert "cannot serve: no versions of model 'nope'" in srv.log()
-    assert "Traceback" not in srv.log()
+    assert "cannot serve: no versions of model 'nope'" in log
+    assert "Traceback" not in log
 
 
 def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path):
