@@ -3,23 +3,26 @@ call on the predictor, numpy results to JSON bytes."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from importlib import metadata as distribution
 
 import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import ValidationError
 
+from . import inference_protocol as v2
 from . import metrics as metrics_module
 from .artifact import Metadata, list_versions
 from .errors import (
+    BadRequest,
     Detail,
-    InvalidInput,
-    MalformedJson,
     ModelNotFound,
     PayloadTooLarge,
     TooManyBeats,
     UnsupportedMediaType,
+    from_validation_error,
 )
 from .loader import ModelLoader
 from .metrics import ServiceMetrics
@@ -50,28 +53,13 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body, option=_JSON_OPTIONS), status, mimetype="application/json")
 
 
-def _loc(parts: tuple) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
 def parse_predict_request(body: bytes, max_beats: int) -> PredictRequest:
     """Validate the raw body in one pass of pydantic's JSON parser, which rejects NaN and
     Infinity, booleans and strings where numbers belong, and names the position of each."""
     try:
         parsed = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise MalformedJson(
-                "request body is not valid JSON",
-                [Detail("body", e["msg"]) for e in errors if e["type"] == "json_invalid"],
-            ) from None
-        details = [Detail(_loc(e["loc"]), e["msg"]) for e in errors[:50]]
-        summary = f"{exc.error_count()} invalid field(s); first at {details[0].loc}"
-        raise InvalidInput(summary, details) from None
+        raise from_validation_error(exc) from None
     if len(parsed.beats) > max_beats:
         raise TooManyBeats(
             f"{len(parsed.beats)} beats in one request; the limit is {max_beats}",
@@ -107,22 +95,74 @@ def read_body(max_bytes: int) -> bytes:
     body = request.get_data(cache=False)
     if request.content_length is None and len(body) >= max_bytes:
         raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
-    return body
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    return _decompress(body, encoding, max_bytes)
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """A gzip or deflate body (tritonclient can send either), never inflated past the body
+    limit: a few kilobytes of zeros must not become gigabytes in a worker."""
+    where = [Detail("headers.Content-Encoding", f"expected one of {sorted(_WBITS)} or identity")]
+    if encoding not in _WBITS:
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported", where)
+    inflater = zlib.decompressobj(_WBITS[encoding])
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"the body is not valid {encoding} data: {exc}", where) from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the decompressed body exceeds the limit of {max_bytes} bytes")
+    if not inflater.eof:
+        raise BadRequest(f"the {encoding} body is truncated", where)
+    return data
+
+
+def require_media_type(*allowed: str) -> None:
+    if request.mimetype not in allowed:
+        expected = " or ".join(a or "none" for a in allowed)
+        raise UnsupportedMediaType(
+            f"Content-Type must be {expected}, not {request.mimetype or 'missing'!r}",
+            [Detail("headers.Content-Type", f"expected {expected}")],
+        )
+
+
+def score(beats: np.ndarray, threshold: float | None) -> Scores:
+    """One batch through the predictor, counted in the metrics; both APIs score here."""
+    s = state()
+    g.beats = len(beats)
+    predictor = s.loader.predictor(wait_seconds=s.settings.ready_wait_seconds)
+    scores = predictor.predict(beats, threshold)
+    s.metrics.observe_scores(scores.mse, int(scores.is_anomaly.sum()), int(scores.out_of_range.sum()))
+    return scores
+
+
+def served_model(name: str, version: str | None = None) -> Metadata:
+    """The metadata of the model a path names, or a 404 naming what is served instead."""
+    meta = state().metadata
+    if name != meta.model_name:
+        raise ModelNotFound(
+            f"this server serves model {meta.model_name!r}, not {name!r}",
+            [Detail("path.name", f"expected {meta.model_name!r}")],
+        )
+    if version is not None and version != str(meta.version):
+        raise ModelNotFound(
+            f"version {version!r} of {name!r} is not served; this server serves version {meta.version}",
+            [Detail("path.version", f"expected {meta.version}")],
+        )
+    return meta
 
 
 @bp.post("/predict")
 def predict() -> Response:
     s = state()
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}",
-            [Detail("headers.Content-Type", "expected application/json")],
-        )
+    require_media_type("application/json")
     parsed = parse_predict_request(read_body(s.settings.max_body_bytes), s.settings.max_beats)
-    g.beats = len(parsed.beats)
-    predictor = s.loader.predictor(wait_seconds=s.settings.ready_wait_seconds)
-    scores = predictor.predict(np.asarray(parsed.beats, dtype=np.float32), parsed.threshold)
-    s.metrics.observe_scores(scores.mse, int(scores.is_anomaly.sum()), int(scores.out_of_range.sum()))
+    scores = score(np.asarray(parsed.beats, dtype=np.float32), parsed.threshold)
     return json_response(predict_body(scores, s.metadata, parsed.return_reconstruction))
 
 
@@ -144,12 +184,7 @@ def readyz() -> Response:
 @bp.get("/v1/models/<name>")
 def model_info(name: str) -> Response:
     s = state()
-    meta = s.metadata
-    if name != meta.model_name:
-        raise ModelNotFound(
-            f"this server serves model {meta.model_name!r}, not {name!r}",
-            [Detail("path.name", f"expected {meta.model_name!r}")],
-        )
+    meta = served_model(name)
     return json_response(
         {
             "name": meta.model_name,
@@ -163,6 +198,65 @@ def model_info(name: str) -> Response:
             "ready": s.loader.ready,
         }
     )
+
+
+# The Open Inference Protocol (KServe v2): see service/inference_protocol.py.
+_V2_MODEL = "/v2/models/<name>"
+_V2_VERSION = "/v2/models/<name>/versions/<version>"
+
+
+@bp.get("/v2")
+def v2_server_metadata() -> Response:
+    try:
+        version = distribution.version("ecg-anomaly")
+    except distribution.PackageNotFoundError:  # running from a source tree
+        version = "unknown"
+    return json_response({"name": "ecg-anomaly", "version": version, "extensions": list(v2.EXTENSIONS)})
+
+
+@bp.get("/v2/health/live")
+def v2_live() -> Response:
+    return json_response({"live": True})
+
+
+@bp.get("/v2/health/ready")
+def v2_ready() -> Response:
+    ready = state().loader.ready
+    return json_response({"ready": ready}, 200 if ready else 400)  # the protocol: 4xx is "false"
+
+
+@bp.get(_V2_MODEL)
+@bp.get(_V2_VERSION)
+def v2_model_metadata(name: str, version: str | None = None) -> Response:
+    meta = served_model(name, version)
+    return json_response(v2.model_metadata(meta.model_name, meta.version))
+
+
+@bp.get(f"{_V2_MODEL}/ready")
+@bp.get(f"{_V2_VERSION}/ready")
+def v2_model_ready(name: str, version: str | None = None) -> Response:
+    served_model(name, version)
+    ready = state().loader.ready
+    return json_response({"name": name, "ready": ready}, 200 if ready else 400)
+
+
+@bp.post(f"{_V2_MODEL}/infer")
+@bp.post(f"{_V2_VERSION}/infer")
+def v2_infer(name: str, version: str | None = None) -> Response:
+    s = state()
+    meta = served_model(name, version)
+    # tritonclient sends no Content-Type; binary requests may say octet-stream
+    require_media_type("application/json", "application/octet-stream", "")
+    body = read_body(s.settings.max_body_bytes)
+    parsed = v2.parse_infer_request(body, request.headers.get(v2.HEADER_LENGTH), s.settings.max_beats)
+    content, header_length = v2.encode_infer_response(
+        score(parsed.beats, parsed.threshold), parsed, meta.model_name, meta.version
+    )
+    if header_length is None:
+        return Response(content, mimetype="application/json")
+    response = Response(content, mimetype="application/octet-stream")
+    response.headers[v2.HEADER_LENGTH] = str(header_length)
+    return response
 
 
 @bp.get("/metrics")

@@ -1,6 +1,8 @@
 """Errors as data: one exception type per failure, rendered to JSON by one handler.
 
-Body: ``{"error": {"code": ..., "message": ..., "details": [{"loc": ..., "msg": ...}]}}``.
+Body: ``{"error": {"code": ..., "message": ..., "details": [{"loc": ..., "msg": ...}]}}``;
+under ``/v2/`` (the Open Inference Protocol, whose clients read ``error`` as a string):
+``{"error": message, "code": ..., "details": [...]}``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, request
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("service.errors")
@@ -32,14 +35,11 @@ class ApiError(Exception):
         self.message = message
         self.details = list(details)
 
-    def body(self) -> dict:
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "details": [asdict(d) for d in self.details],
-            }
-        }
+    def body(self, inference_protocol: bool = False) -> dict:
+        details = [asdict(d) for d in self.details]
+        if inference_protocol:
+            return {"error": self.message, "code": self.code, "details": details}
+        return {"error": {"code": self.code, "message": self.message, "details": details}}
 
 
 class MalformedJson(ApiError):
@@ -96,7 +96,28 @@ _FROM_HTTP: dict[int, type[ApiError]] = {
 
 
 def render(error: ApiError) -> Response:
-    return Response(orjson.dumps(error.body()), error.status, mimetype="application/json")
+    body = error.body(inference_protocol=request.path.startswith("/v2"))
+    return Response(orjson.dumps(body), error.status, mimetype="application/json")
+
+
+def location(parts: tuple, prefix: str = "") -> str:
+    """pydantic's ``("beats", 3, 17)`` as ``beats[3][17]``."""
+    text = prefix
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def from_validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
+    """A pydantic failure as a 400 (not JSON at all) or a 422 naming every location."""
+    errors = exc.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return MalformedJson(
+            "request body is not valid JSON",
+            [Detail("body", e["msg"]) for e in errors if e["type"] == "json_invalid"],
+        )
+    details = [Detail(location(e["loc"], prefix), e["msg"]) for e in errors[:50]]
+    return InvalidInput(f"{exc.error_count()} invalid field(s); first at {details[0].loc}", details)
 
 
 def from_http(exc: HTTPException) -> ApiError:

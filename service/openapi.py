@@ -10,6 +10,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from . import __doc__ as service_doc
+from .inference_protocol import EXTENSIONS, HEADER_LENGTH, InferRequestHeader
 from .schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse, Status
 from .settings import Settings
 
@@ -42,10 +43,64 @@ def _components() -> dict:
         [
             (m, "validation" if m is PredictRequest else "serialization")
             for m in (PredictRequest, PredictResponse, ErrorResponse, ModelInfo, Status)
-        ],
+        ]
+        + [(InferRequestHeader, "validation")],
         ref_template=_REF,
     )
     return schema["$defs"]
+
+
+def _v2_paths() -> dict:
+    """The Open Inference Protocol routes, summarised: the protocol is their full spec."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    plain = {"200": {"description": "JSON.", "content": {"application/json": {}}}}
+    infer = {
+        "post": {
+            "summary": (
+                "Open Inference Protocol (KServe v2) inference; with the binary tensor extension "
+                f"({HEADER_LENGTH} header) beats and outputs may be raw little-endian tensors."
+            ),
+            "parameters": [name],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": _ref("InferRequestHeader")},
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"},
+                        "description": f"The JSON header ({HEADER_LENGTH} bytes), then the tensor bytes.",
+                    },
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The requested outputs (all five by default).",
+                    "content": {"application/json": {}, "application/octet-stream": {}},
+                },
+                **_errors(400, 404, 413, 415, 422, 503),
+            },
+        }
+    }
+    with_version = {"post": {**infer["post"], "parameters": [name, version]}}
+    return {
+        "/v2": {
+            "get": {"summary": f"Server metadata; extensions: {', '.join(EXTENSIONS)}.", "responses": plain}
+        },
+        "/v2/health/live": {"get": {"summary": "Protocol liveness.", "responses": plain}},
+        "/v2/health/ready": {"get": {"summary": "Protocol readiness (400 until ready).", "responses": plain}},
+        "/v2/models/{name}": {
+            "get": {
+                "summary": "Model metadata: inputs and outputs.",
+                "parameters": [name],
+                "responses": plain,
+            }
+        },
+        "/v2/models/{name}/ready": {
+            "get": {"summary": "Model readiness (400 until ready).", "parameters": [name], "responses": plain}
+        },
+        "/v2/models/{name}/infer": infer,
+        "/v2/models/{name}/versions/{version}/infer": with_version,
+    }
 
 
 def openapi_document(settings: Settings) -> dict:
@@ -97,6 +152,7 @@ def openapi_document(settings: Settings) -> dict:
                     },
                 }
             },
+            **_v2_paths(),
         },
         "components": {"schemas": _components()},
     }

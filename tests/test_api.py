@@ -209,6 +209,7 @@ def test_openapi_is_generated_from_the_request_schema(client):
     beats = schemas["PredictRequest"]["properties"]["beats"]
     assert beats["items"]["minItems"] == 140 == beats["items"]["maxItems"]
     assert "/predict" in doc["paths"] and "/v1/models/{name}" in doc["paths"]
+    assert "/v2/models/{name}/infer" in doc["paths"] and "InferRequestHeader" in schemas
     page = client.get("/docs")
     assert page.status_code == 200 and b"/predict" in page.data
 
