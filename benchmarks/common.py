@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import socket
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +44,74 @@ def beat_rows(n: int) -> list[list[str]]:
 def predict_body(batch: int) -> bytes:
     rows = beat_rows(batch)
     return ('{"beats":[' + ",".join("[" + ",".join(r) + "]" for r in rows) + "]}").encode()
+
+
+V2_HEADER = "Inference-Header-Content-Length"
+V2_OUTPUTS = ("mse", "is_anomaly", "point_errors", "out_of_range")  # what /predict answers
+
+
+def v2_binary_body(batch: int) -> tuple[bytes, dict[str, str]]:
+    """The same beats for ``/v2/models/<name>/infer`` in the binary tensor extension: a JSON
+    header, then float32 beats; the same four outputs as ``/predict``, as binary data."""
+    import numpy as np
+
+    raw = np.asarray(beat_rows(batch), dtype="<f4").tobytes()
+    header = {
+        "inputs": [
+            {
+                "name": "beats",
+                "shape": [batch, 140],
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        ],
+        "outputs": [{"name": n, "parameters": {"binary_data": True}} for n in V2_OUTPUTS],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return head + raw, {V2_HEADER: str(len(head))}
+
+
+@dataclass(frozen=True)
+class Body:
+    """One request as the load generator sends it."""
+
+    path: str
+    data: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    file: Path | None = None  # written by the harness for hey and wrk
+
+
+REQUEST_KINDS = ("predict", "v2-binary")
+
+
+def request_body(kind: str, batch: int) -> Body:
+    if kind == "predict":
+        return Body("/predict", predict_body(batch), "application/json")
+    if kind == "v2-binary":
+        data, headers = v2_binary_body(batch)
+        return Body(f"/v2/models/{MODEL_NAME}/infer", data, "application/octet-stream", headers)
+    raise ValueError(f"unknown request kind {kind!r}; choose from {REQUEST_KINDS}")
+
+
+def mse_of(kind: str, raw: bytes) -> list[float] | None:
+    """The MSEs a server answered, from either kind of response body."""
+    try:
+        if kind == "predict":
+            return [p["mse"] for p in json.loads(raw)["predictions"]]
+        import numpy as np
+
+        text = raw.decode("latin-1")  # the JSON header is ASCII; the binary tail follows it
+        head, end = json.JSONDecoder().raw_decode(text)
+        offset = end
+        for out in head["outputs"]:
+            size = out["parameters"]["binary_data_size"]
+            if out["name"] == "mse":
+                return np.frombuffer(raw[offset : offset + size], dtype="<f4").astype(float).tolist()
+            offset += size
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 def free_port() -> int:

@@ -10,7 +10,10 @@ Runtime's default thread pools, i.e. both CPUs):
 - ``path``: the whole request path without HTTP, from the JSON body's bytes to the
   response's bytes: ``parse_predict_request`` + ``Predictor.predict`` + ``predict_body`` +
   ``orjson.dumps``, exactly what ``/predict`` does between Flask's input and output, with
-  the SavedModel (``tf``) or ONNX Runtime (``onnx``) inside the predictor.
+  the SavedModel (``tf``) or ONNX Runtime (``onnx``) inside the predictor;
+- ``v2path``: the same for ``/v2/models/<name>/infer`` with binary tensors in and out:
+  ``parse_infer_request`` + ``Predictor.predict`` + ``encode_infer_response`` (skipped for
+  a source tree without the Open Inference Protocol).
 
 Prints one JSON object on stdout.
 """
@@ -70,6 +73,21 @@ def request_path(max_beats: int):
     return run
 
 
+def v2_request_path(max_beats: int):
+    """body bytes -> response bytes, the way ``service.api.v2_infer`` does it."""
+    try:
+        from service import inference_protocol as v2
+    except ImportError:
+        return None
+
+    def run(body, predictor, metadata):
+        request = v2.parse_infer_request(body.data, body.headers[v2.HEADER_LENGTH], max_beats)
+        scores = predictor.predict(request.beats, request.threshold)
+        return v2.encode_infer_response(scores, request, metadata.model_name, metadata.version)[0]
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=1.0)
@@ -81,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.common import beat_rows, model_path, predict_body
+    from benchmarks.common import beat_rows, model_path, predict_body, request_body
     from benchmarks.servers.onnx_predictor import OnnxScorer
     from service import predictor as predictor_module
     from service.artifact import read_metadata
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     bodies = {b: predict_body(b) for b in batches}
     arrays = {b: np.asarray(beat_rows(b), dtype=np.float32) for b in batches}
     run_path = request_path(max_beats=max(1024, *batches))
+    run_v2 = v2_request_path(max_beats=max(1024, *batches))
+    v2_bodies = {b: request_body("v2-binary", b) for b in batches}
 
     t0 = time.perf_counter()
     load_s = {}
@@ -136,10 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         ("tf", "path", lambda body: run_path(body, tf_predictor, meta)),
         ("onnx", "path", lambda body: run_path(body, onnx_predictor, meta)),
     ]
+    if run_v2 is not None:
+        items += [
+            ("tf", "v2path", lambda body: run_v2(body, tf_predictor, meta)),
+            ("onnx", "v2path", lambda body: run_v2(body, onnx_predictor, meta)),
+        ]
     results = []
     for batch in batches:
         for backend, kind, fn in items:  # interleaved, so that all see the same machine
-            arg = bodies[batch] if kind == "path" else arrays[batch]
+            arg = {"path": bodies, "v2path": v2_bodies}.get(kind, arrays)[batch]
             r = _time(lambda fn=fn, arg=arg: fn(arg), args.seconds)
             r.update(
                 backend=backend, kind=kind, batch=batch, tree=args.tree, beats_per_s=r["calls_per_s"] * batch

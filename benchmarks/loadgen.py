@@ -12,7 +12,8 @@ import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from benchmarks.common import Body
 
 
 @dataclass
@@ -51,7 +52,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[k]
 
 
-def run_hey(url: str, body: Path, concurrency: int, seconds: float) -> LoadResult:
+def run_hey(url: str, body: Body, concurrency: int, seconds: float) -> LoadResult:
     """hey with per-request CSV output (its own summary drops the upper percentiles when a
     cell has few requests); times are printed by hey with 0.1 ms resolution and include
     connecting, as every request on gunicorn's sync workers opens a new connection."""
@@ -60,9 +61,10 @@ def run_hey(url: str, body: Path, concurrency: int, seconds: float) -> LoadResul
         "-z", f"{seconds}s",
         "-c", str(concurrency),
         "-m", "POST",
-        "-T", "application/json",
-        "-D", str(body),
+        "-T", body.content_type,
+        "-D", str(body.file),
         "-o", "csv",
+        *[arg for k, v in body.headers.items() for arg in ("-H", f"{k}: {v}")],
         url,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
@@ -91,16 +93,18 @@ def run_hey(url: str, body: Path, concurrency: int, seconds: float) -> LoadResul
 
 
 _WRK_SCRIPT = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+{headers}
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*a")
 f:close()
 """
 
 
-def run_wrk(url: str, body: Path, concurrency: int, seconds: float) -> LoadResult:
-    script = body.with_suffix(".lua")
-    script.write_text(_WRK_SCRIPT.format(body=str(body)))
+def run_wrk(url: str, body: Body, concurrency: int, seconds: float) -> LoadResult:
+    script = body.file.with_suffix(".lua")
+    headers = {"Content-Type": body.content_type, **body.headers}
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    script.write_text(_WRK_SCRIPT.format(body=str(body.file), headers=lines))
     threads = max(1, min(concurrency, 2))
     cmd = [
         shutil.which("wrk") or "wrk",

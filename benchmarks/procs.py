@@ -22,13 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import OUT, PYTHON, REPO, free_port, quiet_env
+from benchmarks.common import OUT, PYTHON, REPO, Body, free_port, quiet_env
 
 
-def http(url: str, data: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+def http(
+    url: str, data: bytes | None = None, timeout: float = 5.0, body: Body | None = None
+) -> tuple[int, bytes]:
+    if body is not None:
+        data = body.data
     req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", body.content_type if body else "application/json")
+        for k, v in (body.headers if body else {}).items():
+            req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -103,6 +109,7 @@ class ServerSpec:
     is_worker: Callable[[int, int, str], bool] | None = None  # (pid, root, cmdline)
     start_timeout: float = 180.0
     root: Path = REPO  # the source tree it runs from (a patched copy, for A/B runs)
+    request: str = "predict"  # the request kind it is sent (benchmarks.common.request_body)
 
 
 @dataclass
@@ -119,7 +126,7 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def url(self, path: str = "/predict") -> str:
+    def url(self, path: str) -> str:
         return self.base + path
 
     def alive(self) -> bool:
@@ -247,6 +254,14 @@ def server_specs(workers: int) -> dict[str, ServerSpec]:
             "ours_onnx", "ours with ONNX Runtime in place of TensorFlow",
             gunicorn_argv("benchmarks.servers.onnx_wsgi:app"), workers, ready="metrics",
         ),
+        "ours_v2": ServerSpec(
+            "ours_v2", "ours: /v2/models/<name>/infer, binary tensors, TensorFlow SavedModel signature",
+            gunicorn_argv(None), workers, ready="metrics", request="v2-binary",
+        ),
+        "ours_onnx_v2": ServerSpec(
+            "ours_onnx_v2", "ours: /v2 binary tensors, ONNX Runtime in place of TensorFlow",
+            gunicorn_argv("benchmarks.servers.onnx_wsgi:app"), workers, ready="metrics", request="v2-binary",
+        ),
         "naive": ServerSpec(
             "naive", "naive: Flask + Keras model.predict",
             gunicorn_argv("benchmarks.servers.naive_keras:app"), workers,
@@ -274,7 +289,7 @@ def variant(text: str, specs: dict[str, ServerSpec]) -> ServerSpec:
     b = specs[base]
     spec = ServerSpec(
         name.strip(), f"{b.title} [{text}]", list(b.argv), b.workers, dict(b.env), b.ready,
-        b.pid_probe, b.is_worker, b.start_timeout, b.root,
+        b.pid_probe, b.is_worker, b.start_timeout, b.root, b.request,
     )  # fmt: skip
     for opt in opts:
         key, _, value = opt.partition("=")

@@ -28,6 +28,8 @@ TITLES = {
     "ours+fixes": "**ours + proposals** (TensorFlow SavedModel)",
     "ours_onnx": "ours, ONNX Runtime in place of TensorFlow",
     "ours_onnx+fixes": "ours + proposals, ONNX Runtime in place of TensorFlow",
+    "ours_v2": "**ours, /v2 binary tensors** (TensorFlow SavedModel)",
+    "ours_onnx_v2": "ours, /v2 binary tensors, ONNX Runtime in place of TensorFlow",
     "naive": "naive: Flask + Keras model.predict",
     "bentoml": "BentoML (bentoml serve, no batching)",
 }
@@ -178,14 +180,23 @@ def rss_ratio(rounds, server: str) -> dict | None:
     return stats(values)
 
 
+OURS = ("ours", "ours_v2")  # our server with TensorFlow: /predict (JSON) and /v2 (binary tensors)
+
+
 def base_of(cfg: dict, server: str) -> str:
     return cfg.get("variants", {}).get(server, server)
 
 
 def onnx_twin(cfg: dict, server: str) -> str | None:
-    """The ONNX Runtime run of the same source tree as ``server`` (ours -> ours_onnx)."""
+    """The ONNX Runtime run of the same source tree and API as ``server`` (ours_v2 -> ours_onnx_v2)."""
     twin = server.replace("ours", "ours_onnx", 1)
-    return twin if twin in cfg["servers"] and base_of(cfg, twin) == "ours_onnx" else None
+    return twin if twin in cfg["servers"] and base_of(cfg, twin).startswith("ours_onnx") else None
+
+
+def own_path(cfg: dict, server: str) -> tuple[str, str]:
+    """The in-process (kind, tree) that does what ``server`` does between its input and output."""
+    kind = "v2path" if base_of(cfg, server).endswith("_v2") else "path"
+    return kind, "fixes" if server.endswith("+fixes") else "repo"
 
 
 # ---------------------------------------------------------------- formatting
@@ -304,7 +315,7 @@ def targets(data: dict, server: str) -> list[dict]:
 def render(data: dict) -> str:
     cfg, env, rounds = data["config"], data.get("environment", {}), data["rounds"]
     servers, batches, concs = cfg["servers"], cfg["batches"], cfg["concurrency"]
-    ours_like = [s for s in servers if base_of(cfg, s) == "ours"]
+    ours_like = [s for s in servers if base_of(cfg, s) in OURS]
     lines: list[str] = []
     w = lines.append
 
@@ -341,7 +352,10 @@ def render(data: dict) -> str:
         w("- **Proposals:** " + "; ".join(f"`{k}` {v}" for k, v in cfg["proposals"].items()))
     w(
         "- **Beats:** the first 1, 32 and 256 beats of `data/ECG5000_TEST.tsv.gz`, as JSON bodies that carry "
-        "the file's own decimal strings; every server scores the same SavedModel version (*Same model* below)."
+        "the file's own decimal strings (the `/v2 binary` servers: the same beats as float32 in the Open "
+        "Inference Protocol's binary tensor extension, asking for the same four outputs as `/predict`, also "
+        "binary; the no-op floor always gets the JSON body); every server scores the same SavedModel version "
+        "(*Same model* below)."
     )
     w(
         f"- Cells read *median (min{DASH}max)* over rounds. See `benchmarks/NOTES.md` for the profiles and the "
@@ -422,6 +436,8 @@ def render(data: dict) -> str:
             "- `path`: the whole request path without HTTP, JSON bytes in, JSON bytes out: "
             "`parse_predict_request` + `Predictor.predict` + `predict_body` + `orjson.dumps`, with TensorFlow "
             "or ONNX Runtime inside the predictor.\n"
+            "- `v2path`: the same for `/v2/models/<name>/infer` with binary tensors in and out: "
+            "`parse_infer_request` + `Predictor.predict` + `encode_infer_response`.\n"
             "- Thread pools at their defaults (TensorFlow and ONNX Runtime: both CPUs).\n"
         )
         w("| code | backend | what | batch | calls/s | beats/s | p50 ms | p99 ms |")
@@ -433,6 +449,8 @@ def render(data: dict) -> str:
                 ("tf", "scorer"),
                 ("tf", "path"),
                 ("onnx", "path"),
+                ("tf", "v2path"),
+                ("onnx", "v2path"),
             ):
                 for b in batches:
                     rs = [inproc(r, backend, kind, b, tree) for r in rounds]
@@ -466,14 +484,14 @@ def render(data: dict) -> str:
             w("")
         for s in ours_like:
             w(f"{title(s)} over HTTP as a share of in-process beats/s (paired per round):\n")
-            tree = "repo" if s == "ours" else "fixes"
+            kind, tree = own_path(cfg, s)
             w(f"| batch | conc. | {DIV} tf signature | {DIV} its own in-process path |")
             w("|---:|---:|---:|---:|")
             for b in batches:
                 for c in concs:
                     w(
                         f"| {b} | {c} | {_r(vs_inprocess(rounds, s, b, c, 'signature', 'repo'))} | "
-                        f"{_r(vs_inprocess(rounds, s, b, c, 'path', tree))} |"
+                        f"{_r(vs_inprocess(rounds, s, b, c, kind, tree))} |"
                     )
             w("")
 

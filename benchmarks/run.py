@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import loadgen, procs, report
-from benchmarks.common import BENCH, OUT, PYTHON, REPO, model_path, predict_body, quiet_env
+from benchmarks.common import BENCH, OUT, PYTHON, REPO, Body, model_path, mse_of, quiet_env, request_body
 from benchmarks.servers.onnx_predictor import onnx_file
 
-ALL_SERVERS = ("floor", "ours", "ours_onnx", "naive", "bentoml")
+ALL_SERVERS = ("floor", "ours", "ours_onnx", "ours_v2", "ours_onnx_v2", "naive", "bentoml")
 PY_TOOLS = {"bentoml": "bentoml", "tf2onnx": "tf2onnx", "onnxruntime": "onnxruntime", "onnx": "onnx"}
 
 
@@ -158,14 +158,11 @@ def run_inprocess(seconds: float, batches: list[int], root: Path | None = None) 
     return json.loads(proc.stdout)
 
 
-def check_same_model(server: procs.Server, body: bytes) -> list[float] | None:
-    code, raw = procs.http(server.url(), data=body, timeout=30)
+def check_same_model(server: procs.Server, body: Body) -> list[float] | None:
+    code, raw = procs.http(server.url(body.path), body=body, timeout=30)
     if code != 200:
         raise RuntimeError(f"{server.spec.name} answered {code} to a valid request: {raw[:300]!r}")
-    try:
-        return [p["mse"] for p in json.loads(raw)["predictions"]]
-    except (KeyError, TypeError, ValueError):
-        return None
+    return mse_of(server.spec.request, raw)
 
 
 def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
@@ -191,12 +188,14 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
             running[name] = server
             server.wait_ready()
             info = {"startup_seconds": round(server.startup_seconds, 3), "memory_ready": server.memory()}
+            mine = bodies[specs[name].request]
             if i == 1:
-                info["mse_batch32"] = check_same_model(server, bodies[32][1])
+                info["mse_batch32"] = check_same_model(server, mine[32])
             # warm-up: traces, thread pools, first-call paths of every worker
             try:
+                first = mine[min(mine)]
                 loadgen.RUNNERS[args.loadgen](
-                    server.url(), bodies[min(bodies)][0], max(args.concurrency), max(0.5, args.warmup * 2)
+                    server.url(first.path), first, max(args.concurrency), max(0.5, args.warmup * 2)
                 )
             except loadgen.LoadError as exc:
                 info["warmup_error"] = str(exc)[:300]
@@ -215,10 +214,11 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
                     rnd["cells"].append(cell)
                     continue
                 run = loadgen.RUNNERS[args.loadgen]
+                body = bodies[server.spec.request][batch]
                 try:
                     if args.warmup > 0:
-                        run(server.url(), bodies[batch][0], conc, args.warmup)
-                    r = run(server.url(), bodies[batch][0], conc, args.duration)
+                        run(server.url(body.path), body, conc, args.warmup)
+                    r = run(server.url(body.path), body, conc, args.duration)
                     cell.update(r.as_dict(), beats_per_s=r.rps * batch)
                 except (loadgen.LoadError, subprocess.TimeoutExpired) as exc:
                     cell["error"] = str(exc)[:500]
@@ -308,12 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     convert_onnx(path)  # in-process comparison and ours_onnx
     if "bentoml" in args.servers or any(v.split("=", 1)[1].split(";")[0] == "bentoml" for v in args.variant):
         import_bento(path)
-    bodies = {}
-    for b in sorted(set(args.batches) | {32}):
-        data = predict_body(b)
-        file = args.out_dir / f"body-{b}.json"
-        file.write_bytes(data)
-        bodies[b] = (file, data)
     specs = procs.server_specs(args.workers)
     args.fixes_root, args.proposals = None, {}
     if args.with_proposals:
@@ -332,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.variant:
         spec = procs.variant(text, specs)
         specs[spec.name] = spec
+    bodies: dict[str, dict[int, Body]] = {}  # request kind -> batch -> body
+    for kind in {specs[s].request for s in args.servers} | {"predict"}:
+        bodies[kind] = {}
+        for b in sorted(set(args.batches) | {32}):
+            body = request_body(kind, b)
+            file = args.out_dir / f"body-{kind}-{b}.{'json' if kind == 'predict' else 'bin'}"
+            file.write_bytes(body.data)
+            bodies[kind][b] = Body(body.path, body.data, body.content_type, body.headers, file)
     rng = random.Random(args.seed)
     log(
         f"{args.rounds} round(s), {len(args.batches) * len(args.concurrency)} cells x "

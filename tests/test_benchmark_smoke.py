@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SERVERS = {"floor", "ours", "ours_onnx", "naive", "bentoml"}
+SERVERS = {"floor", "ours", "ours_onnx", "ours_v2", "ours_onnx_v2", "naive", "bentoml"}
 
 
 @pytest.mark.slow
@@ -54,7 +54,8 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path: Path) -> None:
         assert max(abs(a - b) for a, b in zip(values, mse["ours"], strict=True)) < 1e-5, name
 
     inproc = rnd["inprocess"]
-    kinds = [("tf", "signature"), ("onnx", "signature"), ("tf", "scorer"), ("tf", "path"), ("onnx", "path")]
+    kinds = [("tf", "signature"), ("onnx", "signature"), ("tf", "scorer")]
+    kinds += [(backend, kind) for backend in ("tf", "onnx") for kind in ("path", "v2path")]
     assert {(r["backend"], r["kind"], r["batch"]) for r in inproc["results"]} == {
         (backend, kind, n) for backend, kind in kinds for n in (1, 32)
     }
