@@ -82,7 +82,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python3", "-c", "__import__('urllib.request').request.urlopen('http://127.0.0.1:8000/readyz',timeout=4)"]
 
 # OCI labels last: a new revision or date then rebuilds only this metadata layer.
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.title="ecg-anomaly" \

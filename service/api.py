@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from importlib import metadata as distribution
 
 import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import ValidationError
 
+from . import __version__
 from . import inference_protocol as v2
 from . import metrics as metrics_module
 from .artifact import Metadata, list_versions
@@ -207,11 +207,7 @@ _V2_VERSION = "/v2/models/<name>/versions/<version>"
 
 @bp.get("/v2")
 def v2_server_metadata() -> Response:
-    try:
-        version = distribution.version("ecg-anomaly")
-    except distribution.PackageNotFoundError:  # running from a source tree
-        version = "unknown"
-    return json_response({"name": "ecg-anomaly", "version": version, "extensions": list(v2.EXTENSIONS)})
+    return json_response({"name": "ecg-anomaly", "version": __version__, "extensions": list(v2.EXTENSIONS)})
 
 
 @bp.get("/v2/health/live")

@@ -56,7 +56,7 @@ class ServiceMetrics:
         )
         self.batch_size = Histogram(
             f"{PREFIX}_predict_batch_size_beats",
-            "Beats per accepted /predict request.",
+            "Beats per accepted /predict or /v2 inference request.",
             buckets=BATCH_SIZE_BUCKETS,
             registry=registry,
         )

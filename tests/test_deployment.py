@@ -366,6 +366,9 @@ def test_dockerfile_structure():
     labels = " ".join(i for i in runtime if i.startswith("LABEL"))
     for key in ("title", "description", "version", "revision", "created", "licenses"):
         assert f"org.opencontainers.image.{key}=" in labels
+    from service import __version__
+
+    assert f"ARG VERSION={__version__}" in runtime, "the image label's default version is the package's"
 
 
 def test_dockerignore_sends_only_what_the_image_needs():
