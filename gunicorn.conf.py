@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from service.artifact import ArtifactError, read_metadata, resolve_version
 from service.settings import Settings
+from service.worker import SyncWorker
 
 try:
     settings = Settings()
@@ -25,7 +26,9 @@ except ValidationError as exc:
 wsgi_app = "service.wsgi:app"
 bind = [settings.bind]
 workers = settings.workers
-worker_class = "sync"
+# gunicorn's sync worker, with a deadline on a stalled client (service/worker.py)
+worker_class = "service.worker.SyncWorker"
+SyncWorker.client_timeout_seconds = settings.client_timeout_seconds
 timeout = settings.timeout_seconds
 graceful_timeout = settings.graceful_timeout_seconds
 keepalive = settings.keepalive_seconds

@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
 from . import __version__
 from . import inference_protocol as v2
@@ -20,6 +21,7 @@ from .errors import (
     Detail,
     ModelNotFound,
     PayloadTooLarge,
+    RequestTimeout,
     TooManyBeats,
     UnsupportedMediaType,
     from_validation_error,
@@ -92,7 +94,12 @@ def read_body(max_bytes: int) -> bytes:
     """The request body, refusing more than ``max_bytes``. Werkzeug checks a declared
     Content-Length itself, but silently cuts a chunked body at the limit; a cut body
     must be a 413, not a confusing "invalid JSON"."""
-    body = request.get_data(cache=False)
+    try:
+        body = request.get_data(cache=False)
+    except ClientDisconnected as exc:  # werkzeug's word for a short read, whatever the cause
+        if isinstance(exc.__cause__ or exc.__context__, TimeoutError):  # service/worker.py's deadline
+            raise RequestTimeout("the request body stopped arriving before it was complete") from None
+        raise BadRequest("the request body ended before its Content-Length") from None
     if request.content_length is None and len(body) >= max_bytes:
         raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
     encoding = request.headers.get("Content-Encoding", "").strip().lower()

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         20, ge=1, description="Time to finish in-flight requests on shutdown or reload."
     )
     keepalive_seconds: int = Field(5, ge=0, description="Idle keep-alive connection lifetime.")
+    client_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="A client silent this long mid-request is dropped (408 mid-body)."
+    )
     max_beats: int = Field(1024, ge=1, description="Most beats accepted in one request (413 over).")
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 over)."

@@ -232,3 +232,13 @@ def test_metrics_count_requests_beats_and_anomalies(client):
     assert "ecg_http_request_duration_seconds_bucket" in after
     assert "ecg_beat_mse_bucket" in after and "ecg_predict_batch_size_beats_bucket" in after
     assert 'ecg_model_info{model_name="tiny",model_version="1"' in after
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400(client):
+    """The client hung up mid-body: a clear 400, not a parse error on half a body."""
+    body = b'{"beats": [[0.1, 0.2'
+    response = client.post(
+        "/predict", data=body, content_type="application/json", environ_overrides={"CONTENT_LENGTH": "5000"}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == "the request body ended before its Content-Length"

@@ -239,3 +239,41 @@ def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path
         srv.wait_ready()
     finally:
         srv.stop()
+
+
+def test_clients_that_stall_mid_request_do_not_hold_the_workers(tmp_path):
+    """Three connections that send half a request and go silent, on a 2-worker server:
+    each is dropped after ECG_CLIENT_TIMEOUT_SECONDS, long before gunicorn's 30 s worker
+    timeout, so a normal request is served in seconds and no worker is restarted. A body
+    that stops arriving gets a 408."""
+    import socket
+
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_CLIENT_TIMEOUT_SECONDS="1")
+    try:
+        srv.wait_ready()
+        port = int(srv.url.rsplit(":", 1)[1])
+        booted = srv.log().count("Booting worker")
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        for s in stalled:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert requests.get(f"{srv.url}/livez", timeout=25).status_code == 200
+        assert time.monotonic() - started < 10, "stalled clients held the workers"
+
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"beats": [['
+            )
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), reply[:300]
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+        assert srv.log().count("Booting worker") == booted, "a worker was restarted"
+        for s in stalled:
+            s.close()
+    finally:
+        srv.stop()
