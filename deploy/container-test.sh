@@ -12,7 +12,7 @@
 #    (runc). Layer caching makes rebuilds fast when nothing changed.
 # 3. docker-compose.yml + docker-compose.local.yml with Debian's docker-compose against a
 #    private `podman system service` socket (Grafana is not run: no image can be had here).
-# 4. Waits for the API's HEALTHCHECK to pass, posts real ECG5000 beats to /predict, checks
+# 4. Waits for the API's HEALTHCHECK to pass, posts real ECG5000 beats to /predict and to /v2 (binary), checks
 #    the container's hardening (non-root, read-only root fs, memory limit, no training
 #    packages), then asks Prometheus (HTTP API) that its ecg-api target is up, that it
 #    scraped the request and beat counts, and that the alert rules loaded.
@@ -201,7 +201,7 @@ if podman exec "$api_ctr" python3 -c "import sklearn" 2>/dev/null; then
 fi
 log "  uid 10001, read-only root fs, memory limit $(numfmt --to=iec "$mem"), no scikit-learn"
 
-log "posting real ECG5000 beats to /predict"
+log "posting real ECG5000 beats to /predict and /v2"
 python3 - "http://127.0.0.1:$API_PORT" data/ECG5000_TEST.tsv.gz <<'PY'
 import gzip, json, sys, urllib.request
 
@@ -244,11 +244,33 @@ assert flagged_abnormal > flagged_normal, "the served model does not separate ab
 for i in range(4):
     assert call("POST", "/predict", {"beats": abnormal[i * 5:(i + 1) * 5]})[0] == 200
 
+# The same 200 beats over the Open Inference Protocol, as raw float32 in and out.
+from array import array
+raw_beats = array("f", [v for beat in normal + abnormal for v in beat])
+if sys.byteorder != "little":
+    raw_beats.byteswap()
+head = json.dumps({
+    "inputs": [{"name": "beats", "shape": [200, 140], "datatype": "FP32",
+                "parameters": {"binary_data_size": len(raw_beats) * 4}}],
+    "outputs": [{"name": "mse", "parameters": {"binary_data": True}}],
+}).encode()
+req = urllib.request.Request(base + "/v2/models/ecg-autoencoder/infer", data=head + raw_beats.tobytes(),
+                             method="POST", headers={"Content-Type": "application/octet-stream",
+                                                     "Inference-Header-Content-Length": str(len(head))})
+with urllib.request.urlopen(req, timeout=30) as resp:
+    reply, length = resp.read(), int(resp.headers["Inference-Header-Content-Length"])
+mse = array("f")
+mse.frombytes(reply[length:])
+if sys.byteorder != "little":
+    mse.byteswap()
+assert len(mse) == 200 and max(abs(a - p["mse"]) for a, p in zip(mse, preds)) < 1e-6, "/v2 and /predict differ"
+print("  /v2 binary tensors: the same 200 MSEs as /predict")
+
 metrics = call("GET", "/metrics")[1].decode()
 scored = sum(float(l.split()[-1]) for l in metrics.splitlines()
              if l.startswith("ecg_beats_scored_total"))
-assert scored == 220, f"ecg_beats_scored_total is {scored}, expected 220"
-print("  /metrics: ecg_beats_scored_total 220")
+assert scored == 420, f"ecg_beats_scored_total is {scored}, expected 420"
+print("  /metrics: ecg_beats_scored_total 420")
 PY
 
 log "waiting for Prometheus to scrape the API"
@@ -281,7 +303,7 @@ while True:
         health = {r["name"]: r["health"] for r in alert_rules()}
     except OSError:  # Prometheus still starting
         up = beats = requests = health = None
-    if (up == 1 and beats == 220 and requests is not None and requests >= 5
+    if (up == 1 and beats == 420 and requests is not None and requests >= 6
             and health and "unknown" not in health.values()):
         break
     if time.monotonic() > deadline:
@@ -291,12 +313,12 @@ while True:
 targets = [t for t in api("targets")["activeTargets"] if t["labels"]["job"] == "ecg-api"]
 assert [t["health"] for t in targets] == ["up"], targets
 predict = scalar('sum(ecg_http_requests_total{job="ecg-api", method="POST", status="200"})')
-assert predict == 5, f"scraped {predict} successful POSTs, expected 5"
+assert predict == 6, f"scraped {predict} successful POSTs, expected 6"
 rules = alert_rules()
 bad = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
 assert len(rules) == 6 and not bad, (len(rules), bad)
 print(f"  target {targets[0]['scrapeUrl']} up; scraped {requests:.0f} requests "
-      f"(5 successful POSTs), {beats:.0f} beats; {len(rules)} alert rules loaded and healthy")
+      f"(6 successful POSTs), {beats:.0f} beats; {len(rules)} alert rules loaded and healthy")
 PY
 
 log "memory in use: $(podman stats --no-stream --format '{{.Name}} {{.MemUsage}}' \
