@@ -82,13 +82,13 @@ class ServiceMetrics:
             f"{PREFIX}_model_info",
             "The model being served (value 1), with its name, version and threshold.",
             ["model_name", "model_version", "threshold"],
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",  # a reloaded or dead worker's value goes with it
             registry=registry,
         )
         self.model_load_duration = Gauge(
             f"{PREFIX}_model_load_duration_seconds",
             "Time a worker took to import TensorFlow, load the SavedModel and warm it up.",
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",  # a reloaded or dead worker's value goes with it
             registry=registry,
         )
         self.workers_ready = Gauge(

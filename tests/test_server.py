@@ -277,3 +277,59 @@ def test_clients_that_stall_mid_request_do_not_hold_the_workers(tmp_path):
             s.close()
     finally:
         srv.stop()
+
+
+def test_a_new_model_version_goes_live_on_sighup_without_failed_requests(tmp_path):
+    """Publish version 2 next to version 1 and send the master SIGHUP under load: gunicorn
+    starts new workers, which load the newest version, and retires the old ones. No
+    request fails, and /metrics then names only the new version."""
+    import threading
+
+    models = tmp_path / "models"
+    shutil.copytree(BUNDLED_MODELS / BUNDLED_NAME / "1", models / BUNDLED_NAME / "1")
+    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        beat = {"beats": [[0.1] * 140]}
+        while not stop.is_set():
+            try:
+                statuses.append(requests.post(f"{srv.url}/predict", json=beat, timeout=30).status_code)
+            except requests.RequestException as exc:
+                statuses.append(type(exc).__name__)
+
+    try:
+        srv.wait_ready()
+        worker = threading.Thread(target=load)
+        worker.start()
+        staging = models / BUNDLED_NAME / ".staging-2"
+        shutil.copytree(models / BUNDLED_NAME / "1", staging)
+        meta = json.loads((staging / "metadata.json").read_text())
+        (staging / "metadata.json").write_text(json.dumps({**meta, "version": 2}))
+        staging.rename(models / BUNDLED_NAME / "2")  # published atomically, as training does
+        time.sleep(1)
+        srv.process.send_signal(signal.SIGHUP)
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            text = requests.get(f"{srv.url}/metrics", timeout=5).text
+            infos = re.findall(r'^ecg_model_info\{[^}]*model_version="(\d+)"', text, re.M)
+            if infos == ["2"] and "ecg_worker_ready 2.0" in text:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"version 2 never went live alone:\n{text[-1500:]}\n{srv.log()[-2000:]}")
+        for _ in range(6):
+            assert requests.get(f"{srv.url}/readyz", timeout=5).json()["model_version"] == 2
+        time.sleep(1)
+    finally:
+        stop.set()
+        srv.stop()
+    assert len(statuses) > 50 and set(statuses) == {200}, collections_summary(statuses)
+
+
+def collections_summary(values: list) -> str:
+    from collections import Counter
+
+    return str(Counter(values))
