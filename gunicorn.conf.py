@@ -60,9 +60,35 @@ def on_starting(server) -> None:
         server.log.error("cannot serve: %s", exc)
         sys.exit(1)
     server.log.info("serving %s version %s from %s", meta.model_name, meta.version, path)
+    server.ecg_version = meta.version
     os.makedirs(_multiproc, exist_ok=True)
     for stale in Path(_multiproc).glob("*.db"):  # only our files: the folder may be shared
         stale.unlink()
+
+
+def on_reload(server) -> None:
+    """SIGHUP: new workers will load the newest version. If its artifact is broken, pin
+    them to the version being served instead, so that a bad publish does not stop a
+    running server (at start there is nothing to fall back to: ``on_starting`` exits).
+    The pin is ours and lifted at the next reload; a SavedModel that only fails inside
+    TensorFlow is not caught here and stops the server as at start-up."""
+    if getattr(server, "ecg_pinned", False):
+        os.environ.pop("ECG_MODEL_VERSION", None)
+        server.ecg_pinned = False
+    wanted = Settings()
+    try:
+        path = resolve_version(wanted.model_dir, wanted.model_name, wanted.model_version)
+        meta = read_metadata(path)
+    except ArtifactError as exc:
+        serving = getattr(server, "ecg_version", None)
+        if serving is None or wanted.model_version is not None:
+            return  # nothing to fall back to, or the operator asked for exactly this one
+        os.environ["ECG_MODEL_VERSION"] = str(serving)
+        server.ecg_pinned = True
+        server.log.error("reload keeps version %s: the newest version cannot be served: %s", serving, exc)
+        return
+    server.ecg_version = meta.version
+    server.log.info("reload: serving %s version %s from %s", meta.model_name, meta.version, path)
 
 
 def child_exit(server, worker) -> None:

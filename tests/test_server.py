@@ -333,3 +333,43 @@ def collections_summary(values: list) -> str:
     from collections import Counter
 
     return str(Counter(values))
+
+
+def test_a_broken_new_version_on_sighup_keeps_the_served_one(tmp_path):
+    """A version folder with bad metadata is published and SIGHUP sent: the server keeps
+    serving version 1 and says why in its log. Once version 2 is fixed, the next SIGHUP
+    serves it."""
+    models = tmp_path / "models"
+    v1 = models / BUNDLED_NAME / "1"
+    shutil.copytree(BUNDLED_MODELS / BUNDLED_NAME / "1", v1)
+    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
+
+    def served_after_reload() -> set[int]:
+        booted = srv.log().count("Booting worker")
+        srv.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 90
+        while srv.log().count("Booting worker") < booted + 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # the old workers' exits
+        versions: list[int] = []
+        while len(versions) < 8 and time.monotonic() < deadline:
+            answer = requests.get(f"{srv.url}/readyz", timeout=10)
+            versions = [*versions, answer.json()["model_version"]] if answer.status_code == 200 else []
+            time.sleep(0.05)
+        assert len(versions) == 8, srv.log()[-2000:]
+        return set(versions)
+
+    try:
+        srv.wait_ready()
+        v2 = models / BUNDLED_NAME / "2"
+        shutil.copytree(v1, v2)
+        (v2 / "metadata.json").write_text("{not json")
+        assert served_after_reload() == {1}
+        assert srv.process.poll() is None
+        assert "reload keeps version 1" in srv.log()
+
+        meta = json.loads((v1 / "metadata.json").read_text())
+        (v2 / "metadata.json").write_text(json.dumps({**meta, "version": 2}))
+        assert served_after_reload() == {2}
+    finally:
+        srv.stop()
