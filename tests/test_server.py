@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -125,9 +126,14 @@ def test_metrics_count_every_request_across_both_workers(server, pool):
     before = metric(server, route)
     beats_before = metric(server, "ecg_beats_scored_total")
     n = 40
-    for i in range(n):
-        with requests.Session() as s:  # a new connection each time, so both workers answer
-            s.post(f"{server.url}/predict", json={"beats": pool.beats[i : i + 2].tolist()}, timeout=30)
+
+    def post(i: int) -> int:
+        body = {"beats": pool.beats[i : i + 2].tolist()}
+        return requests.post(f"{server.url}/predict", json=body, timeout=30).status_code
+
+    # 4 at a time, each on a new connection: while one worker is busy the other must answer
+    with ThreadPoolExecutor(4) as pool_of_clients:
+        assert set(pool_of_clients.map(post, range(n))) == {200}
     pids = {
         json.loads(line)["pid"]
         for line in server.log().splitlines()
