@@ -96,7 +96,7 @@ class RequestInput(BaseModel):
     name: str
     shape: list[Annotated[int, Field(strict=True, ge=0)]]
     datatype: str
-    parameters: InputParameters = InputParameters()
+    parameters: InputParameters | None = None
     data: list[Any] | None = Field(None, description="Row-major values, flat or nested.")
 
 
@@ -104,7 +104,7 @@ class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    parameters: OutputParameters = OutputParameters()
+    parameters: OutputParameters | None = None
 
 
 class InferRequestHeader(BaseModel):
@@ -113,7 +113,9 @@ class InferRequestHeader(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
-    parameters: RequestParameters = RequestParameters()
+    # None rather than a default instance: pydantic deep-copies model defaults on every
+    # request (~8 us of a ~60 us single-beat request)
+    parameters: RequestParameters | None = None
     inputs: list[RequestInput] = Field(min_length=1, max_length=1)
     outputs: list[RequestOutput] | None = None
 
@@ -157,7 +159,7 @@ def parse_infer_request(body: bytes, header_length: str | None, max_beats: int) 
     return InferRequest(
         id=header.id,
         beats=beats,
-        threshold=header.parameters.threshold,
+        threshold=header.parameters.threshold if header.parameters else None,
         outputs=_requested_outputs(header),
     )
 
@@ -187,7 +189,7 @@ def _read_beats(tensor: RequestInput, binary: memoryview, max_beats: int) -> np.
             f"{n} beats in one request; the limit is {max_beats}",
             [Detail(f"{at}.shape", f"at most {max_beats} beats per request")],
         )
-    size = tensor.parameters.binary_data_size
+    size = tensor.parameters.binary_data_size if tensor.parameters else None
     if size is None:
         if len(binary):
             raise BadRequest(
@@ -246,7 +248,7 @@ def _check_values(values: np.ndarray, at: str) -> None:
 
 
 def _requested_outputs(header: InferRequestHeader) -> tuple[tuple[str, bool], ...]:
-    default_binary = header.parameters.binary_data_output
+    default_binary = header.parameters.binary_data_output if header.parameters else False
     if header.outputs is None:
         return tuple((name, default_binary) for name in OUTPUTS)
     seen: list[tuple[str, bool]] = []
@@ -260,12 +262,13 @@ def _requested_outputs(header: InferRequestHeader) -> tuple[tuple[str, bool], ..
             raise InvalidInput(
                 f"output {output.name!r} is requested twice", [Detail(f"outputs[{i}].name", "duplicate")]
             )
-        if output.parameters.classification is not None:
+        parameters = output.parameters or OutputParameters()
+        if parameters.classification is not None:
             raise InvalidInput(
                 "the classification extension is not supported",
                 [Detail(f"outputs[{i}].parameters.classification", "not supported")],
             )
-        binary = output.parameters.binary_data
+        binary = parameters.binary_data
         seen.append((output.name, default_binary if binary is None else binary))
     return tuple(seen)
 
