@@ -13,7 +13,6 @@ bytes. No Flask here; the routes in :mod:`service.api` only translate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -35,35 +34,21 @@ _WIRE = {"FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """One output; its values are the :class:`~service.predictor.Scores` field of the same name."""
+
     name: str
     datatype: str  # a wire type: FP32 or BOOL
     per_beat: tuple[int, ...]  # shape of one beat's value
-    take: Callable[[Scores], np.ndarray]
-    description: str
 
 
 OUTPUTS: dict[str, OutputSpec] = {
     spec.name: spec
     for spec in (
-        OutputSpec(OUTPUT_MSE, "FP32", (), lambda s: s.mse, "the anomaly score: mean of point_errors"),
-        OutputSpec("is_anomaly", "BOOL", (), lambda s: s.is_anomaly, "mse > threshold"),
-        OutputSpec(
-            OUTPUT_POINT_ERRORS,
-            "FP32",
-            (INPUT_LENGTH,),
-            lambda s: s.point_errors,
-            "squared errors in min-max scaled space",
-        ),
-        OutputSpec(
-            "out_of_range", "BOOL", (), lambda s: s.out_of_range, "values outside the training data's range"
-        ),
-        OutputSpec(
-            OUTPUT_RECONSTRUCTION,
-            "FP32",
-            (INPUT_LENGTH,),
-            lambda s: s.reconstruction,
-            "the reconstruction in raw units",
-        ),
+        OutputSpec(OUTPUT_MSE, "FP32", ()),  # the anomaly score: mean of point_errors
+        OutputSpec("is_anomaly", "BOOL", ()),  # mse > threshold
+        OutputSpec(OUTPUT_POINT_ERRORS, "FP32", (INPUT_LENGTH,)),  # squared errors, scaled space
+        OutputSpec("out_of_range", "BOOL", ()),  # values outside the training data's range
+        OutputSpec(OUTPUT_RECONSTRUCTION, "FP32", (INPUT_LENGTH,)),  # raw units
     )
 }
 
@@ -281,7 +266,7 @@ def encode_infer_response(
     tail: list[bytes] = []
     for name, binary in request.outputs:
         spec = OUTPUTS[name]
-        values = spec.take(scores)
+        values = getattr(scores, name)
         entry: dict[str, Any] = {"name": name, "datatype": spec.datatype, "shape": list(values.shape)}
         if binary:
             raw = np.ascontiguousarray(values, dtype=_WIRE[spec.datatype]).tobytes()
