@@ -144,7 +144,9 @@ def score(beats: np.ndarray, threshold: float | None) -> Scores:
     g.beats = len(beats)
     predictor = s.loader.predictor(wait_seconds=s.settings.ready_wait_seconds)
     scores = predictor.predict(beats, threshold)
-    s.metrics.observe_scores(scores.mse, int(scores.is_anomaly.sum()), int(scores.out_of_range.sum()))
+    s.metrics.observe_scores(
+        scores.mse, np.count_nonzero(scores.is_anomaly), np.count_nonzero(scores.out_of_range)
+    )
     return scores
 
 

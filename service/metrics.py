@@ -98,6 +98,19 @@ class ServiceMetrics:
             registry=registry,
         )
 
+        self._request_children: dict[tuple[str, str, str], tuple] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration. The labelled children are cached:
+        ``labels()`` re-validates its arguments on every call, and this runs per request."""
+        key = (route, method, str(status))
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.request_duration.labels(route, method))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def observe_scores(self, mse: Sequence[float], n_anomalies: int, n_out_of_range: int) -> None:
         n = len(mse)
         self.batch_size.observe(n)

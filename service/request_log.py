@@ -45,31 +45,36 @@ def configure_logging(level: str) -> None:
     root.propagate = False
 
 
+# Any other method (clients can send any token) is counted as "other": a label value per
+# made-up method would let one client grow the metrics without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
 def init_app(app: Flask, metrics: ServiceMetrics) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
-        g.beats = 0
+        incoming = request.headers.get(REQUEST_ID_HEADER)
+        g.request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        metrics.request_duration.labels(route, request.method).observe(elapsed)
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        access_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "route": route,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 3),
-                "beats": g.get("beats", 0),
-                "request_id": g.get("request_id"),
-            },
-        )
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        elapsed = time.perf_counter() - ctx.get("started", time.perf_counter())
+        route = req.url_rule.rule if req.url_rule else "unmatched"
+        status = response.status_code
+        metrics.observe_request(route, req.method if req.method in _METHODS else "other", status, elapsed)
+        request_id = ctx.get("request_id", "")
+        response.headers[REQUEST_ID_HEADER] = request_id
+        fields = {
+            "method": req.method,
+            "path": req.path,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "beats": ctx.get("beats", 0),
+            "request_id": request_id,
+        }
+        # written once the response is out: the client does not wait for its own log line
+        response.call_on_close(lambda: access_log.info("request", extra=fields))
         return response

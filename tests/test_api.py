@@ -153,8 +153,10 @@ def test_request_id_is_echoed_or_made(client):
 
 
 def test_one_json_log_line_per_request(client, caplog):
-    post(client, {"beats": [GOOD_BEAT, GOOD_BEAT]}, **{"X-Request-ID": "log-me"})
+    response = post(client, {"beats": [GOOD_BEAT, GOOD_BEAT]}, **{"X-Request-ID": "log-me"})
     formatter = JsonFormatter()
+    assert not [r for r in caplog.records if "log-me" in formatter.format(r)]  # not before it is sent
+    response.close()  # what a WSGI server does once the response is written
     lines = [json.loads(formatter.format(r)) for r in caplog.records if "log-me" in formatter.format(r)]
     assert len(lines) == 1
     entry = lines[0]
@@ -232,6 +234,15 @@ def test_metrics_count_requests_beats_and_anomalies(client):
     assert "ecg_http_request_duration_seconds_bucket" in after
     assert "ecg_beat_mse_bucket" in after and "ecg_predict_batch_size_beats_bucket" in after
     assert 'ecg_model_info{model_name="tiny",model_version="1"' in after
+
+
+def test_made_up_methods_do_not_grow_the_metrics(client):
+    """A client may send any token as a method: each would become a new time series."""
+    for verb in ("BREW", "WHEN", "XYZZY"):
+        assert client.open("/predict", method=verb).status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'ecg_http_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
+    assert "BREW" not in text and "XYZZY" not in text
 
 
 def test_a_body_shorter_than_its_content_length_is_a_400(client):
