@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import ValidationError
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from . import __version__
 from . import inference_protocol as v2
@@ -100,6 +100,11 @@ def read_body(max_bytes: int) -> bytes:
         if isinstance(exc.__cause__ or exc.__context__, TimeoutError):  # service/worker.py's deadline
             raise RequestTimeout("the request body stopped arriving before it was complete") from None
         raise BadRequest("the request body ended before its Content-Length") from None
+    except HTTPException:  # werkzeug's own refusals, e.g. a 413 over MAX_CONTENT_LENGTH
+        raise
+    except Exception as exc:  # the server's parser refused the body itself, e.g. a bad chunk size
+        problem = str(exc)[:200]
+        raise BadRequest(f"the request body is malformed: {problem}", [Detail("body", problem)]) from None
     if request.content_length is None and len(body) >= max_bytes:
         raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
     encoding = request.headers.get("Content-Encoding", "").strip().lower()

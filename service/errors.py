@@ -90,6 +90,27 @@ class BadRequest(ApiError):
     status, code = 400, "bad_request"
 
 
+# What HTTP parsing refuses before the app sees a request (service/worker.py answers them)
+class MalformedHttp(ApiError):
+    status, code = 400, "malformed_http"
+
+
+class UriTooLong(ApiError):
+    status, code = 414, "uri_too_long"
+
+
+class ExpectationFailed(ApiError):
+    status, code = 417, "expectation_failed"
+
+
+class HeaderFieldsTooLarge(ApiError):
+    status, code = 431, "header_fields_too_large"
+
+
+class UnsupportedTransferCoding(ApiError):
+    status, code = 501, "unsupported_transfer_coding"
+
+
 _FROM_HTTP: dict[int, type[ApiError]] = {
     400: BadRequest,
     404: NotFound,

@@ -121,6 +121,58 @@ def test_hostile_input_gets_4xx_and_no_worker_dies(server):
     assert "Traceback" not in server.log()
 
 
+def raw_http(server, request: bytes) -> tuple[int, str, dict]:
+    """Send bytes no HTTP library would send; the status, Content-Type and JSON body."""
+    import socket
+
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(request)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), json.loads(body)
+
+
+_9K = b"a" * 9000  # past gunicorn's limits on the request line and on one header
+MALFORMED_HTTP = [  # (request, status, code, where)
+    (b"GARBAGE\r\n\r\n", 400, "malformed_http", "request_line"),
+    (b"G@T /livez HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_http", "request_line.method"),
+    (b"GET /" + _9K + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long", "request_line"),
+    (b"GET /livez HTTP/1.1\r\nX-Big: " + _9K + b"\r\n\r\n", 431, "header_fields_too_large", "headers"),
+    (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+        400, "malformed_http", "headers.CONTENT-LENGTH",
+    ),
+    (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}",
+        417, "expectation_failed", "headers.Expect",
+    ),
+    (  # a chunk size that is not hex: refused while the app reads the body
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        400, "bad_request", "body",
+    ),
+]  # fmt: skip
+
+
+def test_malformed_http_gets_the_apis_json_error_not_an_html_page(server):
+    """gunicorn refuses these before the app sees them; the client still gets the API's
+    JSON error naming what was wrong, and nothing breaks."""
+    booted = server.log().count("Booting worker")
+    for request, status, code, where in MALFORMED_HTTP:
+        got_status, content_type, body = raw_http(server, request)
+        assert (got_status, body["error"]["code"]) == (status, code), (request[:40], body)
+        assert content_type == "application/json"
+        assert body["error"]["details"][0]["loc"] == where, body
+    assert predict(server, [[0.0] * 140]).status_code == 200
+    assert server.log().count("Booting worker") == booted, "a worker was restarted"
+    assert "Traceback" not in server.log()
+
+
 def test_metrics_count_every_request_across_both_workers(server, pool):
     """Whichever worker answers a scrape, it reports the requests of both."""
     route = r'ecg_http_requests_total\{method="POST",route="/predict",status="200"\}'
