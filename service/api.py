@@ -271,10 +271,8 @@ def v2_infer(name: str, version: str | None = None) -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(
-        metrics_module.render(state().metrics.registry),
-        mimetype="text/plain; version=0.0.4; charset=utf-8",
-    )
+    body, content_type = metrics_module.render(state().metrics.registry, request.headers.get("Accept", ""))
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/openapi.json")

@@ -18,9 +18,9 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
 )
+from prometheus_client.exposition import choose_encoder
 
 PREFIX = "ecg"
 LATENCY_BUCKETS_SECONDS = (
@@ -148,13 +148,16 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
         buckets[i].inc(int(counts[i]))
 
 
-def render(registry: CollectorRegistry) -> bytes:
-    """The text exposition: aggregated over all workers in multiprocess mode."""
+def render(registry: CollectorRegistry, accept: str = "") -> tuple[bytes, str]:
+    """The exposition and its Content-Type, in the format the scraper's ``Accept`` asks for
+    (Prometheus' text format or OpenMetrics); aggregated over all workers in multiprocess
+    mode."""
+    encode, content_type = choose_encoder(accept)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         scrape = CollectorRegistry()
         multiprocess.MultiProcessCollector(scrape)
-        return generate_latest(scrape)
-    return generate_latest(registry)
+        return encode(scrape), content_type
+    return encode(registry), content_type
 
 
 _SUFFIXES = {

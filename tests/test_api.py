@@ -236,6 +236,16 @@ def test_metrics_count_requests_beats_and_anomalies(client):
     assert 'ecg_model_info{model_name="tiny",model_version="1"' in after
 
 
+def test_metrics_speak_the_format_the_scraper_asks_for(client):
+    plain = client.get("/metrics")
+    assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    # what Prometheus itself sends: OpenMetrics preferred
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    open_metrics = client.get("/metrics", headers={"Accept": accept})
+    assert open_metrics.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert open_metrics.get_data(as_text=True).rstrip().endswith("# EOF")
+
+
 def test_made_up_methods_do_not_grow_the_metrics(client):
     """A client may send any token as a method: each would become a new time series."""
     for verb in ("BREW", "WHEN", "XYZZY"):
