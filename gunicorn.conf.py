@@ -26,9 +26,10 @@ except ValidationError as exc:
 wsgi_app = "service.wsgi:app"
 bind = [settings.bind]
 workers = settings.workers
-# gunicorn's sync worker, with a deadline on a stalled client (service/worker.py)
+# gunicorn's sync worker, with deadlines on stalled or trickling clients (service/worker.py)
 worker_class = "service.worker.SyncWorker"
 SyncWorker.client_timeout_seconds = settings.client_timeout_seconds
+SyncWorker.request_timeout_seconds = settings.request_timeout_seconds
 timeout = settings.timeout_seconds
 graceful_timeout = settings.graceful_timeout_seconds
 keepalive = settings.keepalive_seconds

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     client_timeout_seconds: float = Field(
         5.0, gt=0, le=300, description="A client silent this long mid-request is dropped (408 mid-body)."
     )
+    request_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="Most time a client may take to send a whole request, however it trickles"
+        " (408 mid-body); under ECG_TIMEOUT_SECONDS, so a slow client never gets its worker killed.",
+    )
     max_beats: int = Field(1024, ge=1, description="Most beats accepted in one request (413 over).")
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 over)."
@@ -50,6 +56,15 @@ class Settings(BaseSettings):
     worker_tmp_dir: Path | None = Field(
         None, description="gunicorn heartbeat folder; default /dev/shm when present."
     )
+
+    @model_validator(mode="after")
+    def _deadlines_fit(self) -> Settings:
+        if self.request_timeout_seconds >= self.timeout_seconds:
+            raise ValueError(
+                f"ECG_REQUEST_TIMEOUT_SECONDS ({self.request_timeout_seconds:g}) must be under"
+                f" ECG_TIMEOUT_SECONDS ({self.timeout_seconds}): gunicorn kills a worker busy that long"
+            )
+        return self
 
     def intra_op_threads(self) -> int:
         return self.tf_intra_op_threads or max(1, (os.cpu_count() or 1) // self.workers)

@@ -5,9 +5,11 @@ A sync worker serves one connection at a time. A client that connects and then s
 nothing, half a request line or half a body would hold the worker until gunicorn's
 worker timeout kills it (30 s, then a TensorFlow reload): two such clients stop a
 two-worker server. With a socket timeout the stalled connection is dropped after
-``ECG_CLIENT_TIMEOUT_SECONDS`` of silence and the worker serves the next one. A client
-that trickles bytes just under the deadline can still hold a worker; in front of
-untrusted clients, put a buffering proxy (as gunicorn's docs advise for sync workers).
+``ECG_CLIENT_TIMEOUT_SECONDS`` of silence, and all reads of one request share a deadline,
+``ECG_REQUEST_TIMEOUT_SECONDS``, so a client that trickles a byte now and then is dropped
+too, before gunicorn would kill the worker; the worker then serves the next connection.
+Such clients still hold a worker for up to that long: in front of untrusted clients, put
+a buffering proxy (as gunicorn's docs advise for sync workers).
 
 A request gunicorn cannot parse (a bad request line, an oversized or invalid header, a
 broken chunked body) never reaches the app, and gunicorn answers it with an HTML page;
@@ -18,6 +20,8 @@ Imported by the gunicorn master: no TensorFlow here.
 
 from __future__ import annotations
 
+import logging
+import time
 from http import HTTPStatus
 
 import orjson
@@ -78,14 +82,67 @@ def raw_response(error: ApiError, inference_protocol: bool = False) -> bytes:
     return head.encode("latin-1") + body
 
 
+class RequestDeadline:
+    """A client socket whose reads all end by one deadline, however the bytes trickle in.
+
+    Only reads: the time spent scoring and answering is the server's, and once the answer
+    is out (``disarm``) gunicorn's graceful close keeps its own timeout."""
+
+    __slots__ = ("_deadline", "_per_read", "_sock")
+
+    def __init__(self, sock, per_read_seconds: float, total_seconds: float) -> None:
+        self._sock = sock
+        self._per_read = per_read_seconds
+        self._deadline = time.monotonic() + total_seconds
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        left = self._deadline - time.monotonic()
+        if left < self._per_read:  # near the deadline: no read may outlast it
+            if left <= 0:
+                raise TimeoutError("the request took longer than ECG_REQUEST_TIMEOUT_SECONDS to arrive")
+            self._sock.settimeout(left)
+        return self._sock.recv(size, flags)
+
+    def disarm(self) -> None:
+        self._deadline = float("inf")
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+class QuietClientTimeouts(logging.Filter):
+    """gunicorn logs a client that timed out before its request was complete as a socket
+    error, with a traceback; the client did it, so it becomes one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, TimeoutError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "dropped a client that did not send its request in time: %s", (exc,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class SyncWorker(_GunicornSyncWorker):
-    client_timeout_seconds: float = 5.0  # gunicorn.conf.py sets it from the settings
+    client_timeout_seconds: float = 5.0  # gunicorn.conf.py sets both from the settings
+    request_timeout_seconds: float = 15.0
+
+    def init_process(self) -> None:
+        self.log.error_log.addFilter(QuietClientTimeouts())
+        super().init_process()
 
     def accept(self, listener) -> None:
         client, addr = listener.accept()
         client.settimeout(self.client_timeout_seconds)
         util.close_on_exec(client)
-        self.handle(listener, client, addr)
+        deadline = RequestDeadline(client, self.client_timeout_seconds, self.request_timeout_seconds)
+        self.handle(listener, deadline, addr)
+
+    def handle_request(self, listener, req, client, addr) -> None:
+        try:
+            super().handle_request(listener, req, client, addr)
+        finally:
+            client.disarm()
 
     def handle_error(self, req, client, addr, exc) -> None:
         error = parse_error(exc)

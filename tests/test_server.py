@@ -300,14 +300,16 @@ def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path
         srv.stop()
 
 
-def test_clients_that_stall_mid_request_do_not_hold_the_workers(tmp_path):
+def test_clients_that_stall_or_trickle_mid_request_do_not_hold_the_workers(tmp_path):
     """Three connections that send half a request and go silent, on a 2-worker server:
     each is dropped after ECG_CLIENT_TIMEOUT_SECONDS, long before gunicorn's 30 s worker
     timeout, so a normal request is served in seconds and no worker is restarted. A body
-    that stops arriving gets a 408."""
+    that stops arriving gets a 408; so does one that trickles in a byte at a time, at
+    ECG_REQUEST_TIMEOUT_SECONDS. The log says so in a line each, without a traceback."""
     import socket
 
-    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_CLIENT_TIMEOUT_SECONDS="1")
+    deadlines = {"ECG_CLIENT_TIMEOUT_SECONDS": "1", "ECG_REQUEST_TIMEOUT_SECONDS": "3"}
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, **deadlines)
     try:
         srv.wait_ready()
         port = int(srv.url.rsplit(":", 1)[1])
@@ -331,7 +333,26 @@ def test_clients_that_stall_mid_request_do_not_hold_the_workers(tmp_path):
         head, _, body = reply.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408"), reply[:300]
         assert json.loads(body)["error"]["code"] == "request_timeout"
+
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:  # never silent for 1 s
+            s.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"beats": [['
+            )
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < 15:
+                    s.sendall(b"0")
+                    time.sleep(0.3)
+            except OSError:  # the server hung up mid-trickle
+                pass
+            reply = s.recv(65536)
+            elapsed = time.monotonic() - started
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
+        assert 2 < elapsed < 10, elapsed
         assert srv.log().count("Booting worker") == booted, "a worker was restarted"
+        assert "Traceback" not in srv.log()
+        assert "dropped a client that did not send its request in time" in srv.log()
         for s in stalled:
             s.close()
     finally:
