@@ -97,11 +97,15 @@ class RequestDeadline:
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         left = self._deadline - time.monotonic()
-        if left < self._per_read:  # near the deadline: no read may outlast it
-            if left <= 0:
-                raise TimeoutError("the request took longer than ECG_REQUEST_TIMEOUT_SECONDS to arrive")
-            self._sock.settimeout(left)
-        return self._sock.recv(size, flags)
+        if left >= self._per_read:
+            return self._sock.recv(size, flags)
+        if left <= 0:
+            raise TimeoutError("the request took longer than ECG_REQUEST_TIMEOUT_SECONDS to arrive")
+        self._sock.settimeout(left)  # near the deadline: this read may not outlast it
+        try:
+            return self._sock.recv(size, flags)
+        finally:  # the answer is written with the usual per-operation timeout
+            self._sock.settimeout(self._per_read)
 
     def disarm(self) -> None:
         self._deadline = float("inf")
