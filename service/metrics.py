@@ -32,6 +32,12 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 MSE_BUCKET_MULTIPLES = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
 
 
+# Any other method (clients can send any token) is counted as "other": a label value per
+# made-up method would let one client grow the metrics without bound.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+UNPARSED_ROUTE = "unparsed"  # the route label of a request HTTP parsing refused (service/worker.py)
+
+
 def mse_buckets(threshold: float) -> tuple[float, ...]:
     return tuple(float(f"{threshold * m:.6g}") for m in MSE_BUCKET_MULTIPLES)
 
@@ -103,6 +109,8 @@ class ServiceMetrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration. The labelled children are cached:
         ``labels()`` re-validates its arguments on every call, and this runs per request."""
+        if method not in HTTP_METHODS:
+            method = "other"
         key = (route, method, str(status))
         children = self._request_children.get(key)
         if children is None:

@@ -15,7 +15,8 @@ A request gunicorn cannot parse (a bad request line, an oversized or invalid hea
 broken chunked body) never reaches the app, and gunicorn answers it with an HTML page;
 here it gets the same JSON error body as every other refusal, naming what was wrong.
 
-Imported by the gunicorn master: no TensorFlow here.
+Imported by the gunicorn master: no TensorFlow and no prometheus-client at import (see
+``SyncWorker._count``).
 """
 
 from __future__ import annotations
@@ -142,6 +143,16 @@ class SyncWorker(_GunicornSyncWorker):
         deadline = RequestDeadline(client, self.client_timeout_seconds, self.request_timeout_seconds)
         self.handle(listener, deadline, addr)
 
+    def _count(self, error: ApiError, method: str) -> None:
+        """Refused before the app saw it, so counted here, in the app's own metrics."""
+        # imported here, in the worker: prometheus-client fixes its multiprocess mode at
+        # import, and the master imports this module before PROMETHEUS_MULTIPROC_DIR is set
+        from .metrics import UNPARSED_ROUTE
+
+        state = getattr(self.wsgi, "extensions", {}).get("ecg")
+        if state is not None:
+            state.metrics.observe_request(UNPARSED_ROUTE, method, error.status, 0.0)
+
     def handle_request(self, listener, req, client, addr) -> None:
         try:
             super().handle_request(listener, req, client, addr)
@@ -155,7 +166,9 @@ class SyncWorker(_GunicornSyncWorker):
             error = InternalError("internal server error")
         else:
             self.log.warning("refused an unparsable request from %s: %s", (addr or ("",))[0], exc)
-        path = getattr(req or getattr(exc, "req", None), "path", None) or ""
+        req = req or getattr(exc, "req", None)
+        self._count(error, getattr(req, "method", None) or "")
+        path = getattr(req, "path", None) or ""
         try:
             util.write_nonblock(client, raw_response(error, inference_protocol=path.startswith("/v2")))
         except Exception:  # the client is gone: nothing to tell it
