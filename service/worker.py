@@ -144,7 +144,8 @@ class SyncWorker(_GunicornSyncWorker):
         self.handle(listener, deadline, addr)
 
     def _count(self, error: ApiError, method: str) -> None:
-        """Refused before the app saw it, so counted here, in the app's own metrics."""
+        """Refused by HTTP parsing before the app saw it, so counted here, in the app's
+        own metrics, under route ``unparsed``."""
         # imported here, in the worker: prometheus-client fixes its multiprocess mode at
         # import, and the master imports this module before PROMETHEUS_MULTIPROC_DIR is set
         from .metrics import UNPARSED_ROUTE
@@ -161,13 +162,13 @@ class SyncWorker(_GunicornSyncWorker):
 
     def handle_error(self, req, client, addr, exc) -> None:
         error = parse_error(exc)
-        if error is None:
+        req = req or getattr(exc, "req", None)
+        if error is None:  # not the client's doing, e.g. the worker aborted mid-request
             self.log.exception("error handling request")
             error = InternalError("internal server error")
         else:
             self.log.warning("refused an unparsable request from %s: %s", (addr or ("",))[0], exc)
-        req = req or getattr(exc, "req", None)
-        self._count(error, getattr(req, "method", None) or "")
+            self._count(error, getattr(req, "method", None) or "")
         path = getattr(req, "path", None) or ""
         try:
             util.write_nonblock(client, raw_response(error, inference_protocol=path.startswith("/v2")))
