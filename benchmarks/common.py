@@ -121,9 +121,13 @@ def free_port() -> int:
 
 
 def quiet_env(**extra: str) -> dict[str, str]:
-    """Environment for every child: no TF chatter, no BentoML usage tracking (loopback only)."""
+    """Environment for every child: no TF chatter, no BentoML usage tracking (loopback only),
+    and TensorFlow's plain kernels for every TensorFlow process, peers and the in-process
+    limit included, as our server chooses for itself (``ECG_TF_ONEDNN``): nobody gets a
+    tuning the others lack."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     env["BENTOML_DO_NOT_TRACK"] = "True"
     env["DO_NOT_TRACK"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))

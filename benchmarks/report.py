@@ -341,7 +341,9 @@ def render(data: dict) -> str:
         f"after {cfg['warmup_s']} s of untimed load; latency from hey's per-request CSV (0.1 ms resolution, "
         f"connection set-up included). {cfg['rounds']} round(s); in each, cells in a shuffled order and, within "
         f"a cell, servers in a shuffled order (seed {cfg['seed']}). Every server: {cfg['workers']} worker "
-        "process(es) on 127.0.0.1; gunicorn servers use the repository's `gunicorn.conf.py`."
+        "process(es) on 127.0.0.1; gunicorn servers use the repository's `gunicorn.conf.py`. Every "
+        "TensorFlow process (ours, the peers, the in-process limit) runs TensorFlow's plain kernels "
+        "(`TF_ENABLE_ONEDNN_OPTS=0`, our server's default; a variant may override it)."
     )
     dirty = env.get("git_dirty")
     w(

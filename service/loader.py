@@ -52,7 +52,9 @@ class ModelLoader:
         try:
             # Intra-op threads sized so that all workers together use the machine's cores
             # once, not N times over.
-            predictor = Predictor(self.path, self.metadata, self.settings.intra_op_threads())
+            predictor = Predictor(
+                self.path, self.metadata, self.settings.intra_op_threads(), self.settings.tf_onednn
+            )
             predictor.warm_up()
             # TensorFlow leaves ~400k tracked objects behind, and one full garbage
             # collection of them stalls a request for ~0.2 s. Collect once now, then

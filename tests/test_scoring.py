@@ -57,3 +57,41 @@ def test_the_reconstruction_comes_back_in_raw_units(predictor, pool):
 def test_a_batch_of_the_wrong_shape_is_refused(predictor):
     with pytest.raises(ValueError, match=r"shape \(n, 140\)"):
         predictor.predict(np.zeros((2, 139), np.float32))
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+def test_a_fresh_worker_runs_tensorflows_plain_kernels_unless_asked_and_scores_the_same(
+    onednn, predictor, tiny_run, pool
+):
+    """oneDNN is off by default (ECG_TF_ONEDNN): it is slower for this model's small
+    matmuls. The switch only works before TensorFlow is imported, hence a fresh process."""
+    import json
+    import subprocess
+    import sys
+
+    from service.settings import REPO_ROOT
+
+    script = (
+        "import json, sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from service.artifact import read_metadata\n"
+        "from service.predictor import Predictor\n"
+        "path = Path(sys.argv[1])\n"
+        "p = Predictor(path, read_metadata(path), 1, onednn=sys.argv[2] == '1')\n"
+        "from tensorflow.python.util import _pywrap_util_port\n"
+        "mse = p.predict(np.array(json.loads(sys.stdin.read()), dtype=np.float32)).mse\n"
+        "print(json.dumps([_pywrap_util_port.IsMklEnabled(), mse.tolist()]))\n"
+    )
+    beats = pool.beats[:50]
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_run.path), "1" if onednn else "0"],
+        input=json.dumps(beats.tolist()),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    enabled, mse = json.loads(out.stdout.strip().splitlines()[-1])
+    assert enabled is onednn
+    np.testing.assert_allclose(mse, predictor.predict(beats).mse, rtol=1e-5, atol=1e-8)
