@@ -122,9 +122,9 @@ def free_port() -> int:
 
 def quiet_env(**extra: str) -> dict[str, str]:
     """Environment for every child: no TF chatter, no BentoML usage tracking (loopback only),
-    and TensorFlow's plain kernels for every TensorFlow process, peers and the in-process
-    limit included, as our server chooses for itself (``ECG_TF_ONEDNN``): nobody gets a
-    tuning the others lack."""
+    and TensorFlow's plain kernels for the peers, as our server chooses for its
+    single-threaded workers (``ECG_TF_ONEDNN``): no server gets a tuning the others lack.
+    The in-process limit tries both kernel sets (``run.run_inprocess``)."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -342,8 +342,9 @@ def render(data: dict) -> str:
         f"connection set-up included). {cfg['rounds']} round(s); in each, cells in a shuffled order and, within "
         f"a cell, servers in a shuffled order (seed {cfg['seed']}). Every server: {cfg['workers']} worker "
         "process(es) on 127.0.0.1; gunicorn servers use the repository's `gunicorn.conf.py`. Every "
-        "TensorFlow process (ours, the peers, the in-process limit) runs TensorFlow's plain kernels "
-        "(`TF_ENABLE_ONEDNN_OPTS=0`, our server's default; a variant may override it)."
+        "TensorFlow server (ours and the peers) runs TensorFlow's plain kernels "
+        "(`TF_ENABLE_ONEDNN_OPTS=0`, what our server picks for one intra-op thread per worker); the "
+        "in-process limit keeps the faster of the plain and the oneDNN kernels (see there)."
     )
     dirty = env.get("git_dirty")
     w(
@@ -441,9 +442,12 @@ def render(data: dict) -> str:
             "- `v2path`: the same for `/v2/models/<name>/infer` with binary tensors in and out: "
             "`parse_infer_request` + `Predictor.predict` + `encode_infer_response`.\n"
             "- Thread pools at their defaults (TensorFlow and ONNX Runtime: both CPUs).\n"
+            "- Each round runs every item twice, in a process with TensorFlow's oneDNN kernels and in one "
+            "with its plain kernels (`TF_ENABLE_ONEDNN_OPTS`), and keeps the faster: the limit is the best "
+            "call either set makes. *oneDNN* counts the rounds in which oneDNN won.\n"
         )
-        w("| code | backend | what | batch | calls/s | beats/s | p50 ms | p99 ms |")
-        w("|---|---|---|---:|---:|---:|---:|---:|")
+        w("| code | backend | what | batch | calls/s | beats/s | p50 ms | p99 ms | oneDNN |")
+        w("|---|---|---|---:|---:|---:|---:|---:|---:|")
         for tree in trees:
             for backend, kind in (
                 ("tf", "signature"),
@@ -466,7 +470,8 @@ def render(data: dict) -> str:
                     code = "repository" if tree == "repo" else "+ proposals"
                     w(
                         f"| {code} | {backend} | {kind} | {b} | {_s(st['calls_per_s'])} | {_s(st['beats_per_s'])} | "
-                        f"{_s(st['p50_ms'], 3)} | {_s(st['p99_ms'], 3)} |"
+                        f"{_s(st['p50_ms'], 3)} | {_s(st['p99_ms'], 3)} | "
+                        f"{sum(bool(x.get('onednn')) for x in rs)}/{len(rs)} |"
                     )
         w("")
         chk = rounds[0].get("inprocess", {}).get("onnx_vs_tf") if rounds else None

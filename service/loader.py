@@ -53,7 +53,7 @@ class ModelLoader:
             # Intra-op threads sized so that all workers together use the machine's cores
             # once, not N times over.
             predictor = Predictor(
-                self.path, self.metadata, self.settings.intra_op_threads(), self.settings.tf_onednn
+                self.path, self.metadata, self.settings.intra_op_threads(), self.settings.onednn()
             )
             predictor.warm_up()
             # TensorFlow leaves ~400k tracked objects behind, and one full garbage

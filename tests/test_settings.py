@@ -15,6 +15,17 @@ def test_settings_are_read_from_the_environment(monkeypatch):
     assert settings.max_beats == 7 and settings.request_timeout_seconds == 2.5
 
 
+@pytest.mark.parametrize(
+    ("threads", "onednn", "expected"),
+    [("1", None, False), ("2", None, True), ("1", "true", True), ("4", "false", False)],
+)
+def test_onednn_runs_only_where_ops_get_several_threads_unless_set(monkeypatch, threads, onednn, expected):
+    monkeypatch.setenv("ECG_TF_INTRA_OP_THREADS", threads)
+    if onednn is not None:
+        monkeypatch.setenv("ECG_TF_ONEDNN", onednn)
+    assert Settings().onednn() is expected
+
+
 def test_a_request_deadline_past_the_worker_timeout_is_refused(monkeypatch):
     """gunicorn kills a worker busy for ECG_TIMEOUT_SECONDS: a slow client must be dropped first."""
     monkeypatch.setenv("ECG_TIMEOUT_SECONDS", "10")
