@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,13 @@ MODEL_DIR = REPO / "saved_models"
 MODEL_NAME = "ecg-autoencoder"
 PYTHON = sys.executable
 BATCHES = (1, 32, 256)
+
+
+def hold_for_probe(seconds: str | None) -> None:
+    """Keep a readiness probe's worker busy a moment (``?hold=0.05``, at most 1 s), so that
+    probes sent at once reach different workers (benchmarks.procs)."""
+    with contextlib.suppress(ValueError):
+        time.sleep(min(max(float(seconds or 0), 0.0), 1.0))
 
 
 def model_path(version: int | None = None) -> Path:

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +106,9 @@ class ServerSpec:
     workers: int
     env: dict[str, str] = field(default_factory=dict)
     ready: str = "pids"  # "metrics": /metrics ecg_worker_ready; "pids": distinct worker pids
-    pid_probe: tuple[str, bytes | None] = ("/readyz", None)
+    # sent to every worker at once, and held a moment by the server, so that each request
+    # finds a different worker: our workers hand a lone request to the same one every time
+    pid_probe: tuple[str, bytes | None] = ("/readyz?hold=0.05", None)
     is_worker: Callable[[int, int, str], bool] | None = None  # (pid, root, cmdline)
     start_timeout: float = 180.0
     root: Path = REPO  # the source tree it runs from (a patched copy, for A/B runs)
@@ -170,10 +173,13 @@ class Server:
             )
             return total >= self.spec.workers
         path, data = self.spec.pid_probe
-        code, body = http(self.url(path), data=data, timeout=2)
-        if code == 200:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                seen.add(int(json.loads(body)["pid"]))
+        with ThreadPoolExecutor(self.spec.workers) as probes:
+            url = self.url(path)
+            answers = list(probes.map(lambda _: http(url, data=data, timeout=2), range(self.spec.workers)))
+        for code, body in answers:
+            if code == 200:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    seen.add(int(json.loads(body)["pid"]))
         return len(seen) >= self.spec.workers
 
     def wait_ready(self) -> float:

@@ -15,6 +15,13 @@ A request gunicorn cannot parse (a bad request line, an oversized or invalid hea
 broken chunked body) never reaches the app, and gunicorn answers it with an HTML page;
 here it gets the same JSON error body as every other refusal, naming what was wrong.
 
+Idle workers wait for a connection on an epoll set that holds the listener with
+``EPOLLEXCLUSIVE``: a connection wakes one idle worker, not all of them, and the kernel
+keeps waking the same one first. gunicorn's own ``select`` wakes every idle worker, one
+wins the ``accept`` and the others go back to sleep; with a client or two at a time the
+requests then alternate between workers, each finding its caches cold (NOTES section 10).
+Under load the busy workers are not waiting, so the wake-up goes to whichever is idle.
+
 Imported by the gunicorn master: no TensorFlow and no prometheus-client at import (see
 ``SyncWorker._count``).
 """
@@ -22,6 +29,8 @@ Imported by the gunicorn master: no TensorFlow and no prometheus-client at impor
 from __future__ import annotations
 
 import logging
+import os
+import select
 import time
 from http import HTTPStatus
 
@@ -128,6 +137,22 @@ class QuietClientTimeouts(logging.Filter):
         return True
 
 
+def _exclusive_epoll(listeners, pipe: int):
+    """An epoll set with each listener registered for exclusive wake-ups and the signal
+    pipe for ordinary ones; None where the platform lacks them (then gunicorn's select)."""
+    if not hasattr(select, "EPOLLEXCLUSIVE"):
+        return None
+    poller = select.epoll()
+    try:
+        for sock in listeners:
+            poller.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        poller.register(pipe, select.EPOLLIN)
+    except OSError:  # a kernel older than 4.5
+        poller.close()
+        return None
+    return poller
+
+
 class SyncWorker(_GunicornSyncWorker):
     client_timeout_seconds: float = 5.0  # gunicorn.conf.py sets both from the settings
     request_timeout_seconds: float = 15.0
@@ -135,6 +160,21 @@ class SyncWorker(_GunicornSyncWorker):
     def init_process(self) -> None:
         self.log.error_log.addFilter(QuietClientTimeouts())
         super().init_process()
+
+    def run(self) -> None:
+        self._epoll = _exclusive_epoll(self.sockets, self.PIPE[0])
+        self._by_fd = {s.fileno(): s for s in self.sockets} | {self.PIPE[0]: self.PIPE[0]}
+        super().run()
+
+    def wait(self, timeout: float):
+        """gunicorn's ``wait`` (what is ready, or None after ``timeout``) on the epoll set."""
+        if self._epoll is None:
+            return super().wait(timeout)
+        self.notify()
+        ready = [self._by_fd[fd] for fd, _ in self._epoll.poll(timeout)]
+        if self.PIPE[0] in ready:  # a signal's wake-up byte
+            os.read(self.PIPE[0], 1)
+        return ready or None
 
     def accept(self, listener) -> None:
         client, addr = listener.accept()

@@ -202,6 +202,25 @@ def test_metrics_count_every_request_across_both_workers(server, pool):
         assert metric(server, "ecg_beats_scored_total") - beats_before == 2 * n
 
 
+def test_one_client_at_a_time_is_served_by_the_same_warm_worker(server, pool):
+    """An idle server hands each new connection to one worker, the same one every time,
+    rather than waking both and letting them race (which alternates them: ~50/50)."""
+    n, tag = 40, f"seq-{time.monotonic_ns()}"
+    for i in range(n):
+        response = requests.post(
+            f"{server.url}/predict",
+            json={"beats": pool.beats[i : i + 1].tolist()},
+            headers={"X-Request-ID": f"{tag}-{i}"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+    by_worker = Counter(
+        json.loads(line)["pid"] for line in server.log().splitlines() if f'"request_id":"{tag}-' in line
+    )
+    assert sum(by_worker.values()) == n
+    assert by_worker.most_common(1)[0][1] >= 0.85 * n, by_worker
+
+
 def test_a_real_prometheus_scrapes_the_request_count(server, tmp_path):
     prometheus = require_tool("prometheus")
     target = server.url.removeprefix("http://")

@@ -17,7 +17,7 @@ import os
 import numpy as np
 from flask import Flask, jsonify, request
 
-from benchmarks.common import beat_rows, model_path
+from benchmarks.common import beat_rows, hold_for_probe, model_path
 from service.artifact import read_metadata
 
 _TRAINING_KEYS = ("hidden_layers", "latent_size", "activation", "regularizer", "regularization_rate")
@@ -101,4 +101,5 @@ def predict():
 
 @app.get("/readyz")
 def readyz():
+    hold_for_probe(request.args.get("hold"))
     return jsonify({"status": "ready", "pid": os.getpid()})

@@ -13,6 +13,8 @@ import os
 import orjson
 from flask import Flask, Response, request
 
+from benchmarks.common import hold_for_probe
+
 app = Flask("noop")
 _BODY = orjson.dumps({"status": "ok"})
 
@@ -25,4 +27,5 @@ def predict() -> Response:
 
 @app.get("/readyz")
 def readyz() -> Response:
+    hold_for_probe(request.args.get("hold"))
     return Response(orjson.dumps({"status": "ready", "pid": os.getpid()}), 200, mimetype="application/json")
