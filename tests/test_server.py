@@ -221,6 +221,28 @@ def test_one_client_at_a_time_is_served_by_the_same_warm_worker(server, pool):
     assert by_worker.most_common(1)[0][1] >= 0.85 * n, by_worker
 
 
+def test_with_the_warm_worker_frozen_the_other_one_answers_at_once(server):
+    """A hung worker (SIGSTOP) must not take the wake-ups meant for an idle worker."""
+    tag = f"frozen-{time.monotonic_ns()}"
+
+    def livez(i: int) -> tuple[int, float, int]:
+        started = time.monotonic()
+        response = requests.get(f"{server.url}/livez", headers={"X-Request-ID": f"{tag}-{i}"}, timeout=10)
+        return response.status_code, time.monotonic() - started, i
+
+    livez(0)
+    (warm,) = {json.loads(line)["pid"] for line in server.log().splitlines() if f'"{tag}-0"' in line}
+    os.kill(warm, signal.SIGSTOP)
+    try:
+        answers = [livez(i) for i in range(1, 11)]
+    finally:
+        os.kill(warm, signal.SIGCONT)
+    assert {status for status, _, _ in answers} == {200}
+    assert max(seconds for _, seconds, _ in answers) < 2.0, answers
+    pids = {json.loads(line)["pid"] for line in server.log().splitlines() if f'"request_id":"{tag}-' in line}
+    assert warm in pids and len(pids) == 2
+
+
 def test_a_real_prometheus_scrapes_the_request_count(server, tmp_path):
     prometheus = require_tool("prometheus")
     target = server.url.removeprefix("http://")
