@@ -33,6 +33,17 @@ def metric(server, pattern: str) -> float:
     return sum(float(m.group(1)) for m in re.finditer(rf"^{pattern} (\S+)$", text, re.M))
 
 
+def access_log(server, tag: str, n: int, timeout: float = 10.0) -> list[dict]:
+    """The access-log records of requests whose id starts with ``tag``, once all ``n`` are
+    written (a worker writes a request's line just after the response is out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in server.log().splitlines() if f'"request_id":"{tag}-' in line]
+        if len(lines) >= n or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
 def test_readiness_turns_200_only_after_warm_up(tmp_path):
     """Right after start /livez answers while /readyz says 503; later /readyz says 200."""
     srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, workers=1)
@@ -214,9 +225,7 @@ def test_one_client_at_a_time_is_served_by_the_same_warm_worker(server, pool):
             timeout=30,
         )
         assert response.status_code == 200
-    by_worker = Counter(
-        json.loads(line)["pid"] for line in server.log().splitlines() if f'"request_id":"{tag}-' in line
-    )
+    by_worker = Counter(record["pid"] for record in access_log(server, tag, n))
     assert sum(by_worker.values()) == n
     assert by_worker.most_common(1)[0][1] >= 0.85 * n, by_worker
 
@@ -231,7 +240,7 @@ def test_with_the_warm_worker_frozen_the_other_one_answers_at_once(server):
         return response.status_code, time.monotonic() - started, i
 
     livez(0)
-    (warm,) = {json.loads(line)["pid"] for line in server.log().splitlines() if f'"{tag}-0"' in line}
+    (warm,) = {record["pid"] for record in access_log(server, tag, 1)}
     os.kill(warm, signal.SIGSTOP)
     try:
         answers = [livez(i) for i in range(1, 11)]
@@ -239,7 +248,7 @@ def test_with_the_warm_worker_frozen_the_other_one_answers_at_once(server):
         os.kill(warm, signal.SIGCONT)
     assert {status for status, _, _ in answers} == {200}
     assert max(seconds for _, seconds, _ in answers) < 2.0, answers
-    pids = {json.loads(line)["pid"] for line in server.log().splitlines() if f'"request_id":"{tag}-' in line}
+    pids = {record["pid"] for record in access_log(server, tag, 11)}
     assert warm in pids and len(pids) == 2
 
 
