@@ -92,4 +92,4 @@ LABEL org.opencontainers.image.title="ecg-anomaly" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-CMD ["gunicorn", "-c", "gunicorn.conf.py"]
+CMD ["python3", "-m", "service", "-c", "gunicorn.conf.py"]

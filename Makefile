@@ -22,7 +22,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.serve
 
 serve: $(VENV)/.serve
-	$(BIN)/gunicorn -c gunicorn.conf.py
+	$(BIN)/python -m service -c gunicorn.conf.py
 
 # Real peers of the tests, from Debian: prometheus (and promtool) for the scrape and rule
 # tests, docker-compose to check the compose file, shellcheck for the deploy script.

@@ -1,4 +1,5 @@
-"""gunicorn configuration: ``gunicorn -c gunicorn.conf.py`` (all settings from ``ECG_*``).
+"""gunicorn configuration: ``python -m service -c gunicorn.conf.py`` (gunicorn's command
+line with this server's master, ``service/arbiter.py``; all settings from ``ECG_*``).
 
 The master never imports TensorFlow: a TF runtime initialised before ``fork`` deadlocks
 the workers on their first inference. Each worker imports ``service.wsgi`` after the
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from service.arbiter import Arbiter
 from service.artifact import ArtifactError, read_metadata, resolve_version
 from service.settings import Settings
 from service.worker import SyncWorker
@@ -30,6 +32,7 @@ workers = settings.workers
 worker_class = "service.worker.SyncWorker"
 SyncWorker.client_timeout_seconds = settings.client_timeout_seconds
 SyncWorker.request_timeout_seconds = settings.request_timeout_seconds
+SyncWorker.linger_max_bytes = settings.linger_max_bytes
 timeout = settings.timeout_seconds
 graceful_timeout = settings.graceful_timeout_seconds
 keepalive = settings.keepalive_seconds
@@ -53,7 +56,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def on_starting(server) -> None:
-    """Fail fast, before forking, when the model cannot be found or its metadata is bad."""
+    """Fail fast, before forking, when the model cannot be found or its metadata is bad,
+    or when the server was started without its lifecycle (``gunicorn`` instead of
+    ``python -m service``: no drain on SIGTERM, reloads that make requests wait)."""
+    if not isinstance(server, Arbiter):
+        server.log.error("start the server with `python -m service` (gunicorn's options), not `gunicorn`")
+        sys.exit(1)
     try:
         path = resolve_version(settings.model_dir, settings.model_name, settings.model_version)
         meta = read_metadata(path)

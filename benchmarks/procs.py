@@ -237,7 +237,7 @@ def start(spec: ServerSpec, log_dir: Path) -> Server:
 
 
 def gunicorn_argv(app: str | None) -> list[str]:
-    argv = [PYTHON, "-m", "gunicorn", "-c", "{root}/gunicorn.conf.py"]
+    argv = [PYTHON, "-m", "service", "-c", "{root}/gunicorn.conf.py"]
     return [*argv, app] if app else argv
 
 

@@ -22,10 +22,12 @@ from .errors import (
     ModelNotFound,
     PayloadTooLarge,
     RequestTimeout,
+    ShuttingDown,
     TooManyBeats,
     UnsupportedMediaType,
     from_validation_error,
 )
+from .lifecycle import ServerState
 from .loader import ModelLoader
 from .metrics import ServiceMetrics
 from .openapi import docs_page, openapi_document
@@ -45,6 +47,12 @@ class ServiceState:
     metadata: Metadata
     loader: ModelLoader
     metrics: ServiceMetrics
+    server: ServerState | None = None  # the gunicorn server's shared state (service/lifecycle.py)
+
+    def ready(self) -> bool:
+        """Ready for traffic: the model is loaded and warm, and the server is not shutting
+        down (from SIGTERM on, readiness is false while requests are still served)."""
+        return self.loader.ready and not (self.server and self.server.shutting_down())
 
 
 def state() -> ServiceState:
@@ -188,6 +196,8 @@ def livez() -> Response:
 @bp.get("/readyz")
 def readyz() -> Response:
     s = state()
+    if s.server and s.server.shutting_down():
+        raise ShuttingDown("the server is shutting down; send requests elsewhere")
     if not s.loader.ready:
         s.loader.predictor()  # raises ModelNotReady with the reason
     return json_response(
@@ -209,7 +219,7 @@ def model_info(name: str) -> Response:
             "threshold": meta.threshold.model_dump(),
             "scaler": meta.scaler.model_dump(),
             "metrics": meta.metrics.model_dump(),
-            "ready": s.loader.ready,
+            "ready": s.ready(),
         }
     )
 
@@ -229,10 +239,19 @@ def v2_live() -> Response:
     return json_response({"live": True})
 
 
+def v2_readiness(body: dict) -> Response:
+    """The protocol's readiness answer: 200 for true, 400 for a model still loading (as
+    Triton answers), 503 while shutting down (as KServe answers), so that a probe or a
+    load balancer reading only the status stops sending."""
+    s = state()
+    ready = s.ready()
+    status = 200 if ready else 503 if s.server and s.server.shutting_down() else 400
+    return json_response({**body, "ready": ready}, status)
+
+
 @bp.get("/v2/health/ready")
 def v2_ready() -> Response:
-    ready = state().loader.ready
-    return json_response({"ready": ready}, 200 if ready else 400)  # the protocol: 4xx is "false"
+    return v2_readiness({})
 
 
 @bp.get(_V2_MODEL)
@@ -246,8 +265,7 @@ def v2_model_metadata(name: str, version: str | None = None) -> Response:
 @bp.get(f"{_V2_VERSION}/ready")
 def v2_model_ready(name: str, version: str | None = None) -> Response:
     served_model(name, version)
-    ready = state().loader.ready
-    return json_response({"name": name, "ready": ready}, 200 if ready else 400)
+    return v2_readiness({"name": name})
 
 
 @bp.post(f"{_V2_MODEL}/infer")

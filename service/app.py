@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from . import api, errors, request_log
 from .artifact import read_metadata, resolve_version
+from .lifecycle import ServerState
 from .loader import ModelLoader
 from .metrics import ServiceMetrics
 from .settings import Settings
@@ -19,12 +20,14 @@ def create_app(
     *,
     load_in_background: bool = True,
     on_load_failure: Callable[[BaseException], None] | None = None,
+    server: ServerState | None = None,
 ) -> Flask:
     """Build the app for one model version.
 
     The artifact's metadata is read and validated here (fast, no TensorFlow), so a wrong
     model directory, name or version fails at start-up; the SavedModel itself loads in a
-    background thread unless ``load_in_background`` is False.
+    background thread unless ``load_in_background`` is False. ``server`` is the state
+    shared with the gunicorn master (readiness turns false when it starts shutting down).
     """
     settings = settings or Settings()
     request_log.configure_logging(settings.log_level)
@@ -35,7 +38,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = ServiceMetrics(CollectorRegistry(), metadata.threshold.value)
     loader = ModelLoader(path, metadata, settings, metrics, on_failure=on_load_failure)
-    app.extensions["ecg"] = api.ServiceState(settings, metadata, loader, metrics)
+    app.extensions["ecg"] = api.ServiceState(settings, metadata, loader, metrics, server)
 
     errors.init_app(app)
     request_log.init_app(app, metrics)

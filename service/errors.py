@@ -86,6 +86,10 @@ class ModelNotReady(ApiError):
     status, code = 503, "model_not_ready"
 
 
+class ShuttingDown(ApiError):
+    status, code = 503, "shutting_down"
+
+
 class BadRequest(ApiError):
     status, code = 400, "bad_request"
 

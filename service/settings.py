@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     graceful_timeout_seconds: int = Field(
         20, ge=1, description="Time to finish in-flight requests on shutdown or reload."
     )
+    shutdown_delay_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, how long readiness answers 503 while connections are still"
+        " accepted and served, for load balancers to stop sending (README, Lifecycle).",
+    )
     keepalive_seconds: int = Field(5, ge=0, description="Idle keep-alive connection lifetime.")
     client_timeout_seconds: float = Field(
         5.0, gt=0, le=300, description="A client silent this long mid-request is dropped (408 mid-body)."
@@ -40,6 +47,12 @@ class Settings(BaseSettings):
     max_beats: int = Field(1024, ge=1, description="Most beats accepted in one request (413 over).")
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 over)."
+    )
+    linger_max_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=0,
+        description="After an early answer (a 413), most request bytes still read and dropped"
+        " so that a client which sends its whole body before reading gets the answer.",
     )
     ready_wait_seconds: float = Field(
         10.0,

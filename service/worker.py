@@ -28,6 +28,8 @@ Imported by the gunicorn master: no TensorFlow and no prometheus-client at impor
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import select
@@ -49,6 +51,7 @@ from .errors import (
     UnsupportedTransferCoding,
     UriTooLong,
 )
+from .lifecycle import Phase, this_server
 
 # gunicorn's parse errors -> (the API's error, where in the request); first match wins.
 _PARSE_ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[ApiError], str], ...] = (
@@ -137,44 +140,156 @@ class QuietClientTimeouts(logging.Filter):
         return True
 
 
-def _exclusive_epoll(listeners, pipe: int):
-    """An epoll set with each listener registered for exclusive wake-ups and the signal
-    pipe for ordinary ones; None where the platform lacks them (then gunicorn's select)."""
-    if not hasattr(select, "EPOLLEXCLUSIVE"):
-        return None
-    poller = select.epoll()
-    try:
-        for sock in listeners:
-            poller.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        poller.register(pipe, select.EPOLLIN)
-    except OSError:  # a kernel older than 4.5
-        poller.close()
-        return None
-    return poller
+class ListenerPoll:
+    """Waits for a connection on the listeners a worker is accepting on, or for the
+    worker's signal pipe. The listeners join and leave the set as the worker becomes
+    ready or stops (``listen``). On epoll each listener is registered with
+    ``EPOLLEXCLUSIVE``, so a connection wakes one idle worker, not all of them; elsewhere
+    (or on a kernel older than 4.5) ``select`` wakes them all, as gunicorn's own loop does."""
+
+    def __init__(self, listeners, pipe: int) -> None:
+        self._listeners = list(listeners)
+        self._pipe = pipe
+        self._listening = False
+        self._epoll = None
+        if hasattr(select, "EPOLLEXCLUSIVE"):
+            self._epoll = select.epoll()
+            self._epoll.register(pipe, select.EPOLLIN)
+
+    def listen(self, on: bool) -> None:
+        if on == self._listening:
+            return
+        self._listening = on
+        if self._epoll is None:
+            return
+        for sock in self._listeners:
+            if not on:
+                self._epoll.unregister(sock.fileno())
+                continue
+            try:
+                self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            except OSError:  # a kernel older than 4.5: select from now on
+                self._epoll.close()
+                self._epoll = None
+                return
+
+    def wait(self, timeout: float) -> None:
+        if self._epoll is not None:
+            ready = [fd for fd, _ in self._epoll.poll(timeout)]
+        else:
+            fds = [*self._listeners, self._pipe] if self._listening else [self._pipe]
+            ready = [s if isinstance(s, int) else s.fileno() for s in select.select(fds, [], [], timeout)[0]]
+        if self._pipe in ready:  # a signal's wake-up byte
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._pipe, 1)
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+
+
+_IDLE_POLL_SECONDS = 1.0  # an idle worker looks at the accept queue at least this often
+_LOADING_POLL_SECONDS = 0.05  # how soon a loading worker notices its model is ready
+_LATE_HANDSHAKE_SECONDS = 0.25  # closing: how long an empty queue must stay empty
+_SWEEP_SECONDS = 1.0  # a retiring worker serves what is already queued, for at most this
 
 
 class SyncWorker(_GunicornSyncWorker):
-    client_timeout_seconds: float = 5.0  # gunicorn.conf.py sets both from the settings
+    """gunicorn's sync worker (one connection at a time), with this server's accept loop.
+
+    - **Ready before accepting.** A worker joins the accept set once its model is loaded
+      and warmed, so no request waits on TensorFlow, on a fresh, respawned or reloaded
+      worker alike; only while no worker of the server is ready do loading workers accept
+      (a request then waits up to ``ECG_READY_WAIT_SECONDS``, then gets a 503).
+    - **Draining on shutdown.** On SIGTERM with the server closing (``service/arbiter.py``
+      has stopped new connections), a worker keeps accepting until the queue is empty,
+      so no queued connection is reset. Retired on SIGHUP, it serves what is already
+      queued and leaves the rest to the workers that replaced it.
+    - **Deadlines** on every read (``RequestDeadline``) and a bounded lingering close, so
+      that a client which sends its whole body before reading (a 413) reads the answer.
+    """
+
+    client_timeout_seconds: float = 5.0  # gunicorn.conf.py sets these from the settings
     request_timeout_seconds: float = 15.0
+    linger_max_bytes: int = 128 * 1024 * 1024
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # in the master, before the fork
+        self.server_state = this_server()
+        self.slot = self.server_state.claim() if self.server_state else None
+        self._model_ready = False
 
     def init_process(self) -> None:
         self.log.error_log.addFilter(QuietClientTimeouts())
         super().init_process()
 
     def run(self) -> None:
-        self._epoll = _exclusive_epoll(self.sockets, self.PIPE[0])
-        self._by_fd = {s.fileno(): s for s in self.sockets} | {self.PIPE[0]: self.PIPE[0]}
-        super().run()
+        for sock in self.sockets:
+            sock.setblocking(False)
+        self._poll = ListenerPoll(self.sockets, self.PIPE[0])
+        try:
+            self._serve()
+        finally:
+            if self.server_state:
+                self.server_state.mark_ready(self.slot, False)
+            self._poll.close()
 
-    def wait(self, timeout: float):
-        """gunicorn's ``wait`` (what is ready, or None after ``timeout``) on the epoll set."""
-        if self._epoll is None:
-            return super().wait(timeout)
-        self.notify()
-        ready = [self._by_fd[fd] for fd, _ in self._epoll.poll(timeout)]
-        if self.PIPE[0] in ready:  # a signal's wake-up byte
-            os.read(self.PIPE[0], 1)
-        return ready or None
+    def _serve(self) -> None:
+        quiet_since: float | None = None
+        accepting = False
+        while True:
+            self.notify()
+            accepting = self._may_accept()
+            self._poll.listen(accepting)
+            if accepting and self._accept_one():
+                quiet_since = None
+                continue
+            if not self.alive:
+                if not (accepting and self._closing()):
+                    break  # retired: the workers that stay serve the queue
+                # closing: nothing new can arrive but a handshake already under way
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= _LATE_HANDSHAKE_SECONDS:
+                    break
+                self._poll.wait(_LATE_HANDSHAKE_SECONDS)
+                continue
+            if not self.is_parent_alive():
+                return
+            self._poll.wait(_IDLE_POLL_SECONDS if self._model_ready else _LOADING_POLL_SECONDS)
+        if accepting:
+            # A connection whose exclusive wake-up came to this worker would wait for the
+            # next one to wake another: out of the set first, then serve what is queued.
+            self._poll.listen(False)
+            until = time.monotonic() + _SWEEP_SECONDS
+            while time.monotonic() < until and self._accept_one():
+                self.notify()
+
+    def _may_accept(self) -> bool:
+        if not self._model_ready and self._app_ready():
+            self._model_ready = True
+            if self.server_state:
+                self.server_state.mark_ready(self.slot)
+        if self._model_ready or self.server_state is None:
+            return True
+        return not self.server_state.any_ready()  # nobody ready: answer, if only with a 503
+
+    def _app_ready(self) -> bool:
+        state = self._app_state()
+        return state is None or state.loader.ready  # an app without a model is ready at once
+
+    def _closing(self) -> bool:
+        return self.server_state is not None and self.server_state.phase is Phase.CLOSING
+
+    def _accept_one(self) -> bool:
+        """Accept and serve one queued connection; False when no listener has one."""
+        for listener in self.sockets:
+            try:
+                self.accept(listener)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
+        return False
 
     def accept(self, listener) -> None:
         client, addr = listener.accept()
@@ -183,6 +298,9 @@ class SyncWorker(_GunicornSyncWorker):
         deadline = RequestDeadline(client, self.client_timeout_seconds, self.request_timeout_seconds)
         self.handle(listener, deadline, addr)
 
+    def _app_state(self):
+        return getattr(self.wsgi, "extensions", {}).get("ecg")
+
     def _count(self, error: ApiError, method: str) -> None:
         """Refused by HTTP parsing before the app saw it, so counted here, in the app's
         own metrics, under route ``unparsed``."""
@@ -190,15 +308,24 @@ class SyncWorker(_GunicornSyncWorker):
         # import, and the master imports this module before PROMETHEUS_MULTIPROC_DIR is set
         from .metrics import UNPARSED_ROUTE
 
-        state = getattr(self.wsgi, "extensions", {}).get("ecg")
+        state = self._app_state()
         if state is not None:
             state.metrics.observe_request(UNPARSED_ROUTE, method, error.status, 0.0)
+
+    def _close(self, client) -> None:
+        """Half-close, then read and drop what the client is still sending, so that one
+        which writes its whole body before reading (Python's http.client, requests) reads
+        the answer instead of a reset: closing a socket with unread bytes sends RST. Bounded
+        by ECG_LINGER_MAX_BYTES and ECG_CLIENT_TIMEOUT_SECONDS; gunicorn's own close, which
+        follows, stops at 64 KiB and would reset a larger body."""
+        util.close_graceful(client, timeout=self.client_timeout_seconds, max_drain=self.linger_max_bytes)
 
     def handle_request(self, listener, req, client, addr) -> None:
         try:
             super().handle_request(listener, req, client, addr)
         finally:
             client.disarm()
+            self._close(client)
 
     def handle_error(self, req, client, addr, exc) -> None:
         error = parse_error(exc)
@@ -214,3 +341,6 @@ class SyncWorker(_GunicornSyncWorker):
             util.write_nonblock(client, raw_response(error, inference_protocol=path.startswith("/v2")))
         except Exception:  # the client is gone: nothing to tell it
             self.log.debug("could not send the error response")
+            return
+        client.disarm()
+        self._close(client)

@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,19 +96,34 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 90.0, workers: int = 2) -> None:
-        """Ready when /metrics reports every worker's model loaded and warmed."""
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def wait_ready(self, timeout: float = 120.0, workers: int = 2) -> None:
+        """Ready when /metrics reports every worker's model loaded and warmed. A slow
+        answer (a machine busy loading TensorFlow) is waited for, not counted as a no."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"gunicorn exited:\n{self.log()[-3000:]}"
             try:
-                text = requests.get(f"{self.url}/metrics", timeout=2).text
+                text = requests.get(f"{self.url}/metrics", timeout=max(1.0, deadline - time.monotonic())).text
                 if f"ecg_worker_ready {float(workers)}" in text:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"server not ready:\n{self.log()[-3000:]}")
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            assert time.monotonic() < deadline, f"never logged {text!r} x{count}:\n{self.log()[-3000:]}"
+            assert self.process.poll() is None, f"gunicorn exited:\n{self.log()[-3000:]}"
+            time.sleep(0.1)
+
+    def worker_pids(self) -> list[int]:
+        return [int(p) for p in subprocess.check_output(["pgrep", "-P", str(self.process.pid)]).split()]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -119,6 +136,8 @@ class Server:
 
 
 def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, workers: int = 2, **env) -> Server:
+    """The server as the README starts it (``python -m service -c gunicorn.conf.py``). No
+    shutdown delay unless a test asks for one: nothing balances load in front of it."""
     port = free_port()
     multiproc = tmp / "multiproc"
     log_path = tmp / "gunicorn.log"
@@ -129,10 +148,11 @@ def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, workers: int = 2
         "ECG_MODEL_DIR": str(model_dir),
         "ECG_MODEL_NAME": model_name,
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "ECG_SHUTDOWN_DELAY_SECONDS": "0",
         **env,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")],
+        [sys.executable, "-m", "service", "-c", str(REPO / "gunicorn.conf.py")],
         cwd=REPO,
         env=environ,
         stdout=open(log_path, "wb"),  # noqa: SIM115  (owned by the process)
@@ -150,6 +170,75 @@ def server(tmp_path_factory) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture()
+def busy_core() -> Iterator[None]:
+    """One core kept at 100% by another process for the duration of a test."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+class Load:
+    """Clients posting one beat to /predict from several threads, each request on a new
+    connection (as to gunicorn's sync workers), recording what every request got: its
+    status, or "refused" (nothing listening), or "reset" (a connection that was accepted
+    and then dropped), or the exception's name."""
+
+    def __init__(self, server: Server, clients: int = 8) -> None:
+        self.server, self.outcomes = server, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self) -> None:
+        body = {"beats": [[0.1] * 140]}
+        while not self._stop.is_set():
+            sent = time.monotonic()
+            try:
+                outcome: int | str = requests.post(
+                    f"{self.server.url}/predict", json=body, timeout=60
+                ).status_code
+            except requests.ConnectionError as exc:
+                outcome = "refused" if _refused(exc) else "reset"
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+            self.outcomes.append((sent, outcome))
+            if outcome == "refused":
+                time.sleep(0.05)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(90)
+
+    def count(self) -> Counter:
+        return Counter(outcome for _, outcome in self.outcomes)
+
+    def wait_for(self, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count()[200] < n:
+            assert time.monotonic() < deadline, self.count()
+            time.sleep(0.05)
+
+
+def _refused(exc: object) -> bool:
+    """Whether a requests error was a refused connection, however deep urllib3 wrapped it."""
+    seen = 0
+    while isinstance(exc, BaseException) and seen < 10:
+        if isinstance(exc, ConnectionRefusedError):
+            return True
+        seen += 1
+        exc = exc.__cause__ or getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
+    return False
 
 
 def beats_of(pool, indices, cls: int | None = None) -> np.ndarray:

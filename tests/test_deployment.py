@@ -361,7 +361,7 @@ def test_dockerfile_structure():
     assert "EXPOSE 8000" in runtime
     (healthcheck,) = [i for i in runtime if i.startswith("HEALTHCHECK")]
     assert "http://127.0.0.1:8000/readyz" in healthcheck
-    assert runtime[-1] == 'CMD ["gunicorn", "-c", "gunicorn.conf.py"]'
+    assert runtime[-1] == 'CMD ["python3", "-m", "service", "-c", "gunicorn.conf.py"]'
     assert any("ECG_BIND=0.0.0.0:8000" in i for i in runtime)
     labels = " ".join(i for i in runtime if i.startswith("LABEL"))
     for key in ("title", "description", "version", "revision", "created", "licenses"):

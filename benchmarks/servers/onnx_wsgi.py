@@ -1,6 +1,6 @@
 """Our server, unchanged, with the SavedModel's signature replaced by ONNX Runtime.
 
-Run as ``gunicorn -c gunicorn.conf.py benchmarks.servers.onnx_wsgi:app``; each worker
+Run as ``python -m service -c gunicorn.conf.py benchmarks.servers.onnx_wsgi:app``; each worker
 uses ``ECG_TF_INTRA_OP_THREADS`` or CPUs / workers ONNX Runtime threads, as ours does
 for TensorFlow.
 """
