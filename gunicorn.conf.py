@@ -26,6 +26,7 @@ except ValidationError as exc:
     sys.exit(f"error: invalid ECG_* setting:\n{exc}")
 
 wsgi_app = "service.wsgi:app"
+proc_name = "ecg-anomaly"  # process titles "gunicorn: master [ecg-anomaly]", "gunicorn: worker [...]"
 bind = [settings.bind]
 workers = settings.workers
 # gunicorn's sync worker, with deadlines on stalled or trickling clients (service/worker.py)

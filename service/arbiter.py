@@ -122,14 +122,11 @@ class Arbiter(_GunicornArbiter):
         self._retire_replaced_workers()
 
     def reap_workers(self) -> None:
-        alive = dict(self.WORKERS)
         try:
             super().reap_workers()
         finally:
-            for pid, worker in alive.items():
-                if pid not in self.WORKERS:
-                    self.server_state.release(_slot(worker))
-                    self._retired.discard(pid)
+            self.server_state.release_all_but({_slot(w) for w in self.WORKERS.values()})
+            self._retired &= set(self.WORKERS)
         # gunicorn's reload waits here, reaping, for the old workers to go: retire them
         # as their replacements become ready
         if not self.server_state.shutting_down():

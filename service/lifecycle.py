@@ -32,6 +32,7 @@ class ServerState:
     def __init__(self, slots: int = 1024) -> None:
         self._mem = mmap.mmap(-1, 1 + slots)  # anonymous and MAP_SHARED: survives fork shared
         self._free = list(range(slots, 0, -1))  # the master's own: only it claims and releases
+        self._claimed: set[int] = set()
 
     @property
     def phase(self) -> Phase:
@@ -50,12 +51,15 @@ class ServerState:
             return None
         slot = self._free.pop()
         self._mem[slot] = 0
+        self._claimed.add(slot)
         return slot
 
-    def release(self, slot: int | None) -> None:
-        """The slot of a worker that has exited (master)."""
-        if slot is not None:
+    def release_all_but(self, slots: set[int | None]) -> None:
+        """Free the slots of every worker not in ``slots``, the live ones (master): a
+        worker that has gone, however gunicorn learnt of it, is no longer ready."""
+        for slot in self._claimed - slots:
             self._mem[slot] = 0
+            self._claimed.discard(slot)
             self._free.append(slot)
 
     def mark_ready(self, slot: int | None, ready: bool = True) -> None:

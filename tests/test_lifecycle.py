@@ -210,7 +210,7 @@ def test_the_server_state_is_shared_with_a_forked_worker():
     state.phase = Phase.DRAINING
     os.write(parent_write, b"x")
     assert os.waitpid(pid, 0)[1] == 0
-    state.release(slot)
+    state.release_all_but(set())  # the worker has exited
     assert not state.any_ready()
     assert [state.claim() for _ in range(5)][-1] is None, "4 slots, then none"
 
@@ -270,3 +270,22 @@ def test_while_the_server_shuts_down_readiness_is_503_and_requests_are_still_ser
     assert client.get("/livez").status_code == 200
     assert client.get("/v1/models/tiny").get_json()["ready"] is False
     assert client.post("/predict", json={"beats": [[0.1] * 140]}).status_code == 200
+
+
+def test_plain_gunicorn_refuses_to_start_and_says_how(tmp_path):
+    """Its master would reset the listen backlog on SIGTERM: the config stops it at once."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")],
+        cwd=REPO,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "start the server with `python -m service`" in result.stdout + result.stderr
