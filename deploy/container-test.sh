@@ -340,7 +340,7 @@ PY
 chmod -R a+rX "$WORK/models"
 # (podman's stderr goes to a file: without systemd it complains it cannot schedule the
 # healthcheck timer, which is why this script runs the healthcheck itself.)
-mounted=$(podman run -d --rm --read-only --tmpfs /tmp --label "com.docker.compose.project=$PROJECT" \
+mounted=$(podman run -d --read-only --tmpfs /tmp --label "com.docker.compose.project=$PROJECT" \
     -v "$WORK/models:/models:ro" -e ECG_MODEL_DIR=/models -e ECG_WORKERS=1 "$API_IMAGE" \
     2>"$WORK/podman-run.log") || { cat "$WORK/podman-run.log"; die "podman run failed"; }
 for i in $(seq 60); do
@@ -352,8 +352,20 @@ served=$(podman exec "$mounted" python3 -c "
 import json, urllib.request
 info = json.load(urllib.request.urlopen('http://127.0.0.1:8000/v1/models/ecg-autoencoder'))
 print(info['name'], 'version', info['version'], 'of', info['versions_available'])")
-podman rm -f -t 5 "$mounted" >/dev/null 2>&1
 [[ $served == "ecg-autoencoder version 2 of [2]" ]] || die "mounted model not served: $served"
 log "  /v1/models/ecg-autoencoder: $served"
+
+# SIGTERM to PID 1, as `podman stop` (and Kubernetes) sends it: the server drains (README,
+# Lifecycle) and exits 0 within its 5 s delay and 20 s graceful timeout.
+log "stopping it with SIGTERM (podman stop)"
+podman stop -t 40 "$mounted" >/dev/null 2>>"$WORK/podman-run.log"
+code=$(podman inspect --format '{{.State.ExitCode}}' "$mounted")
+podman logs "$mounted" >"$WORK/mounted.log" 2>&1 || true
+podman rm -f "$mounted" >/dev/null 2>&1
+[[ $code == 0 ]] || die "the API exited with status $code on SIGTERM"
+if ! grep -q "draining: readiness answers 503" "$WORK/mounted.log" || ! grep -q "closing: " "$WORK/mounted.log"; then
+    die "no drain in the API's log: $(tail -n 20 "$WORK/mounted.log")"
+fi
+log "  drained and exited 0"
 
 log "all checks passed"
