@@ -111,13 +111,18 @@ class Server:
 
 
 class Load:
-    """``CLIENTS`` threads posting one beat, each request on a new connection."""
+    """Client threads posting one beat to /predict, each request on a new connection (as
+    to gunicorn's sync workers), recording what every request got: its status, "refused"
+    (nothing listening), "reset" (a connection accepted, then dropped) or the exception's
+    name. The tests use it too (``tests/test_lifecycle.py``)."""
 
-    def __init__(self, server: Server) -> None:
-        self.server, self.outcomes, self.latencies = server, [], []
+    def __init__(self, server, clients: int = CLIENTS) -> None:
+        self.server = server  # anything with a ``url``
+        self.outcomes: list[tuple[float, int | str]] = []
+        self.latencies: list[float] = []
         self.started = time.monotonic()
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
 
     def _client(self) -> None:
         body = {"beats": [[0.1] * 140]}
@@ -128,7 +133,7 @@ class Load:
                     f"{self.server.url}/predict", json=body, timeout=60
                 ).status_code
             except requests.ConnectionError as exc:
-                outcome = "refused" if "refused" in repr(exc).lower() else "reset"
+                outcome = "refused" if refused(exc) else "reset"
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
             self.outcomes.append((sent, outcome))
@@ -140,7 +145,6 @@ class Load:
     def __enter__(self) -> Load:
         for t in self.threads:
             t.start()
-        time.sleep(1)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -148,14 +152,34 @@ class Load:
         for t in self.threads:
             t.join(90)
 
+    def count(self) -> Counter:
+        return Counter(outcome for _, outcome in self.outcomes)
+
+    def wait_for(self, n: int, timeout: float = 60.0) -> None:
+        """Until ``n`` requests in all have been answered 200."""
+        deadline = time.monotonic() + timeout
+        while self.count()[200] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} answers expected: {self.count()}")
+            time.sleep(0.05)
+
     def counts(self) -> dict[str, int | float]:
         """Outcomes, and the phase's length and slowest 200 in seconds."""
-        counts: dict[str, int | float] = {
-            str(k): v for k, v in sorted(Counter(o for _, o in self.outcomes).items(), key=str)
-        }
+        counts: dict[str, int | float] = {str(k): v for k, v in sorted(self.count().items(), key=str)}
         counts["seconds"] = round(time.monotonic() - self.started, 1)
         counts["slowest 200 (s)"] = round(max(self.latencies, default=float("nan")), 2)
         return counts
+
+
+def refused(exc: object) -> bool:
+    """Whether a requests error was a refused connection, however deep urllib3 wrapped it."""
+    for _ in range(10):
+        if not isinstance(exc, BaseException):
+            return False
+        if isinstance(exc, ConnectionRefusedError):
+            return True
+        exc = exc.__cause__ or getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
+    return False
 
 
 def one_client(server: Server, n: int = 200) -> float:
@@ -170,6 +194,7 @@ def one_client(server: Server, n: int = 200) -> float:
 
 def reload_twice(server: Server) -> dict[str, int | float]:
     with Load(server) as load:
+        load.wait_for(20)
         for generation in (2, 3):
             server.process.send_signal(signal.SIGHUP)
             server.wait_ready(generations=generation)
@@ -181,6 +206,7 @@ def reload_twice(server: Server) -> dict[str, int | float]:
 def kill_one(server: Server) -> dict[str, int | float]:
     loaded = server.log().count("model ready")
     with Load(server) as load:
+        load.wait_for(20)
         os.kill(server.workers()[0], signal.SIGKILL)
         server.wait_for("model ready", loaded + 1)  # the respawned worker's
         time.sleep(1)
@@ -201,6 +227,7 @@ def shut_down(server: Server) -> dict:
             time.sleep(0.02)
 
     with Load(server) as load:
+        load.wait_for(20)
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         signalled = time.monotonic()

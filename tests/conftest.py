@@ -9,9 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,64 +179,6 @@ def busy_core() -> Iterator[None]:
     finally:
         hog.kill()
         hog.wait()
-
-
-class Load:
-    """Clients posting one beat to /predict from several threads, each request on a new
-    connection (as to gunicorn's sync workers), recording what every request got: its
-    status, or "refused" (nothing listening), or "reset" (a connection that was accepted
-    and then dropped), or the exception's name."""
-
-    def __init__(self, server: Server, clients: int = 8) -> None:
-        self.server, self.outcomes = server, []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
-
-    def _client(self) -> None:
-        body = {"beats": [[0.1] * 140]}
-        while not self._stop.is_set():
-            sent = time.monotonic()
-            try:
-                outcome: int | str = requests.post(
-                    f"{self.server.url}/predict", json=body, timeout=60
-                ).status_code
-            except requests.ConnectionError as exc:
-                outcome = "refused" if _refused(exc) else "reset"
-            except requests.RequestException as exc:
-                outcome = type(exc).__name__
-            self.outcomes.append((sent, outcome))
-            if outcome == "refused":
-                time.sleep(0.05)
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(90)
-
-    def count(self) -> Counter:
-        return Counter(outcome for _, outcome in self.outcomes)
-
-    def wait_for(self, n: int, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count()[200] < n:
-            assert time.monotonic() < deadline, self.count()
-            time.sleep(0.05)
-
-
-def _refused(exc: object) -> bool:
-    """Whether a requests error was a refused connection, however deep urllib3 wrapped it."""
-    seen = 0
-    while isinstance(exc, BaseException) and seen < 10:
-        if isinstance(exc, ConnectionRefusedError):
-            return True
-        seen += 1
-        exc = exc.__cause__ or getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
-    return False
 
 
 def beats_of(pool, indices, cls: int | None = None) -> np.ndarray:

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks.lifecycle import Load
 from service.arbiter import refuse_new_connections
 from service.lifecycle import Phase, ServerState
 
-from .conftest import BUNDLED_MODELS, BUNDLED_NAME, Load, start_gunicorn
+from .conftest import BUNDLED_MODELS, BUNDLED_NAME, start_gunicorn
 
 
 def test_sigterm_under_load_readiness_turns_503_then_every_accepted_request_is_answered(tmp_path, busy_core):
