@@ -151,4 +151,5 @@ class Arbiter(_GunicornArbiter):
                 self.log.info(
                     "retiring worker %s (%s)", pid, "replaced" if ready(_slot(worker)) else "not ready"
                 )
+                self.server_state.retire(_slot(worker))  # so the worker knows the SIGTERM is ours
                 self.kill_worker(pid, signal.SIGTERM)

@@ -30,7 +30,10 @@ class ServerState:
     """The phase (byte 0) and one readiness byte per worker slot (bytes 1..``slots``)."""
 
     def __init__(self, slots: int = 1024) -> None:
-        self._mem = mmap.mmap(-1, 1 + slots)  # anonymous and MAP_SHARED: survives fork shared
+        # anonymous and MAP_SHARED, so it stays shared across fork: the phase, then a
+        # readiness byte per slot, then a byte per slot the master sets before retiring it
+        self._mem = mmap.mmap(-1, 1 + 2 * slots)
+        self._slots = slots
         self._free = list(range(slots, 0, -1))  # the master's own: only it claims and releases
         self._claimed: set[int] = set()
 
@@ -50,7 +53,7 @@ class ServerState:
         if not self._free:
             return None
         slot = self._free.pop()
-        self._mem[slot] = 0
+        self._mem[slot] = self._mem[slot + self._slots] = 0
         self._claimed.add(slot)
         return slot
 
@@ -66,11 +69,19 @@ class ServerState:
         if slot is not None:
             self._mem[slot] = _READY if ready else 0
 
+    def retire(self, slot: int | None) -> None:
+        """Mark a worker's SIGTERM as the master's retirement (master, before sending it)."""
+        if slot is not None:
+            self._mem[slot + self._slots] = 1
+
+    def retiring(self, slot: int | None) -> bool:
+        return slot is not None and self._mem[slot + self._slots] == 1
+
     def is_ready(self, slot: int | None) -> bool:
         return slot is not None and self._mem[slot] == _READY
 
     def any_ready(self) -> bool:
-        return self._mem.find(bytes([_READY]), 1) != -1
+        return self._mem.find(bytes([_READY]), 1, 1 + self._slots) != -1
 
 
 _this_server: ServerState | None = None

@@ -192,6 +192,7 @@ _IDLE_POLL_SECONDS = 1.0  # an idle worker looks at the accept queue at least th
 _LOADING_POLL_SECONDS = 0.05  # how soon a loading worker notices its model is ready
 _LATE_HANDSHAKE_SECONDS = 0.25  # closing: how long an empty queue must stay empty
 _SWEEP_SECONDS = 1.0  # a retiring worker serves what is already queued, for at most this
+_STRAY_TERM_SECONDS = 1.0  # a SIGTERM not from the master: how long to wait for the drain
 
 
 class SyncWorker(_GunicornSyncWorker):
@@ -218,10 +219,24 @@ class SyncWorker(_GunicornSyncWorker):
         self.server_state = this_server()
         self.slot = self.server_state.claim() if self.server_state else None
         self._model_ready = False
+        self._stray_term: float | None = None  # when a SIGTERM not from the master came
 
     def init_process(self) -> None:
         self.log.error_log.addFilter(QuietClientTimeouts())
         super().init_process()
+
+    def handle_exit(self, sig, frame) -> None:
+        """SIGTERM. The master sends it to retire this worker (marked in its slot) or to
+        close the server (phase CLOSING). One that is neither came from someone else, most
+        often to the whole process group at once (``timeout``, systemd's default
+        KillMode): the master has it too and is draining, and will say when to close, so
+        the worker serves on; if the server does not start draining within a second, the
+        signal was for this worker alone and it stops."""
+        state = self.server_state
+        if state is None or state.phase is Phase.CLOSING or state.retiring(self.slot):
+            self.alive = False
+        elif self._stray_term is None:
+            self._stray_term = time.monotonic()
 
     def run(self) -> None:
         for sock in self.sockets:
@@ -239,6 +254,11 @@ class SyncWorker(_GunicornSyncWorker):
         accepting = False
         while True:
             self.notify()
+            if self._stray_term is not None and self.server_state is not None:
+                if self.server_state.shutting_down():
+                    self._stray_term = None  # the master drains: its own SIGTERM will follow
+                elif time.monotonic() - self._stray_term > _STRAY_TERM_SECONDS:
+                    self.alive = False
             accepting = self._may_accept()
             self._poll.listen(accepting)
             if accepting and self._accept_one():
