@@ -113,8 +113,8 @@ class Server:
 class Load:
     """Client threads posting one beat to /predict, each request on a new connection (as
     to gunicorn's sync workers), recording what every request got: its status, "refused"
-    (nothing listening), "reset" (a connection accepted, then dropped) or the exception's
-    name. The tests use it too (``tests/test_lifecycle.py``)."""
+    (nothing listening), "reset" (a connection accepted, then dropped, before or during
+    the answer) or the exception's name. The tests use it too (``tests/test_lifecycle.py``)."""
 
     def __init__(self, server, clients: int = CLIENTS) -> None:
         self.server = server  # anything with a ``url``
@@ -134,6 +134,8 @@ class Load:
                 ).status_code
             except requests.ConnectionError as exc:
                 outcome = "refused" if refused(exc) else "reset"
+            except requests.exceptions.ChunkedEncodingError:
+                outcome = "reset"  # dropped after the headers, before the whole body
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
             self.outcomes.append((sent, outcome))
