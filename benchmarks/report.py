@@ -63,6 +63,7 @@ def _run(cmd: list[str]) -> str:
 
 
 def environment(loadgen_name: str) -> dict:
+    """The machine, the software and the code the run measured, for the report's header."""
     lscpu = _run(["lscpu"])
 
     def field(name: str, default: str = "?") -> str:
@@ -71,22 +72,6 @@ def environment(loadgen_name: str) -> dict:
 
     with open("/proc/meminfo") as f:
         mem_kb = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
-    try:
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "service", "gunicorn.conf.py", "benchmarks"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            cwd=REPO,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        dirty = ""
     return {
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_model": field("Model name", platform.processor()),
@@ -98,11 +83,37 @@ def environment(loadgen_name: str) -> dict:
         "kernel": platform.release(),
         "os": _run(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": _package_versions(),
         "loadgen": f"{loadgen_name} {loadgen.tool_version(loadgen_name)} (Debian)",
         "git_commit": _run(["git", "rev-parse", "--short", "HEAD"]),
-        "git_dirty": [line[3:] for line in dirty.splitlines()],
+        "git_dirty": _uncommitted(),
     }
+
+
+def _package_versions() -> dict[str, str]:
+    """The installed version of each package that shapes the numbers ("not installed" if absent)."""
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return versions
+
+
+def _uncommitted() -> list[str]:
+    """Paths with uncommitted changes in the code under test: the commit alone does not say what ran."""
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "service", "gunicorn.conf.py", "benchmarks"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=REPO,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        dirty = ""
+    return [line[3:] for line in dirty.splitlines()]
 
 
 def config_dict(args, command: str) -> dict:
@@ -234,64 +245,100 @@ def title(server: str) -> str:
 
 
 def target_rows(data: dict) -> list[dict]:
-    """Issue 6's targets, each as (name, bound, a function of the server under test)."""
+    """Issue 6's targets, each as (name, bound, a function of the server under test); a
+    yardstick's targets only when the run has that yardstick."""
     cfg, rounds = data["config"], data["rounds"]
     servers, concs, batches = cfg["servers"], cfg["concurrency"], cfg["batches"]
     rows = []
-
-    def add(name, op, bound, fn, cell=None):
-        """``cell``: (batch, concurrency, metric) of the HTTP cell the target reads, so that
-        a miss can be checked against ONNX Runtime in the same path, round by round."""
-        rows.append({"name": name, "op": op, "bound": bound, "fn": fn, "cell": cell})
-
     if "floor" in servers and 1 in batches:
-        for c in concs:
-            add(
-                f"b1 c{c}: req/s {DIV} the no-op floor's",
-                ">=",
-                0.5,
-                lambda s, c=c: paired(rounds, s, "floor", 1, c),
-                (1, c, "rps"),
-            )
-        for c in concs:
-            add(
-                f"b1 c{c}: p99 {DIV} the floor's p99",
-                "<=",
-                2.0,
-                lambda s, c=c: paired(rounds, s, "floor", 1, c, "p99_ms"),
-                (1, c, "p99_ms"),
-            )
+        rows += _floor_targets(rounds, concs)
     if "naive" in servers and 1 in batches:
-        for c in concs:
-            add(
-                f"b1 c{c}: req/s {DIV} the naive server's",
-                ">=",
-                30,
-                lambda s, c=c: paired(rounds, s, "naive", 1, c),
-                (1, c, "rps"),
-            )
+        rows += _naive_targets(rounds, concs)
     if "bentoml" in servers:
-        for b in batches:
-            for c in concs:
-                add(
-                    f"b{b} c{c}: req/s {DIV} BentoML's",
-                    ">=",
-                    3,
-                    lambda s, b=b, c=c: paired(rounds, s, "bentoml", b, c),
-                    (b, c, "rps"),
-                )
+        rows += _bentoml_targets(rounds, batches, concs)
     big = max(batches)
     if any(inproc(r, "tf", "signature", big) for r in rounds):
-        for c in concs:
-            add(
-                f"b{big} c{c}: beats/s {DIV} in-process signature's",
-                ">=",
-                0.25,
-                lambda s, c=c: vs_inprocess(rounds, s, big, c, "signature", "repo"),
-                (big, c, "rps"),
-            )
-    add(f"RSS per worker {DIV} a TensorFlow-only process's", "<=", 1.1, lambda s: rss_ratio(rounds, s))
+        rows += _inprocess_targets(rounds, big, concs)
+    rows.append(
+        _target(
+            f"RSS per worker {DIV} a TensorFlow-only process's", "<=", 1.1, lambda s: rss_ratio(rounds, s)
+        )
+    )
     return rows
+
+
+def _target(name: str, op: str, bound: float, fn, http_cell: tuple[int, int, str] | None = None) -> dict:
+    """One target row. ``http_cell``: (batch, concurrency, metric) of the HTTP cell the target
+    reads, so that a miss can be checked against ONNX Runtime in the same path, round by round."""
+    return {"name": name, "op": op, "bound": bound, "fn": fn, "cell": http_cell}
+
+
+def _floor_targets(rounds: list[dict], concs: list[int]) -> list[dict]:
+    """Close to the no-op floor at batch 1: at least half its req/s, at most twice its p99."""
+    rps = [
+        _target(
+            f"b1 c{c}: req/s {DIV} the no-op floor's",
+            ">=",
+            0.5,
+            lambda s, c=c: paired(rounds, s, "floor", 1, c),
+            (1, c, "rps"),
+        )
+        for c in concs
+    ]
+    p99 = [
+        _target(
+            f"b1 c{c}: p99 {DIV} the floor's p99",
+            "<=",
+            2.0,
+            lambda s, c=c: paired(rounds, s, "floor", 1, c, "p99_ms"),
+            (1, c, "p99_ms"),
+        )
+        for c in concs
+    ]
+    return rps + p99
+
+
+def _naive_targets(rounds: list[dict], concs: list[int]) -> list[dict]:
+    """Far ahead of the naive Flask + Keras server at batch 1: at least 30 times its req/s."""
+    return [
+        _target(
+            f"b1 c{c}: req/s {DIV} the naive server's",
+            ">=",
+            30,
+            lambda s, c=c: paired(rounds, s, "naive", 1, c),
+            (1, c, "rps"),
+        )
+        for c in concs
+    ]
+
+
+def _bentoml_targets(rounds: list[dict], batches: list[int], concs: list[int]) -> list[dict]:
+    """Ahead of BentoML in every cell: at least 3 times its req/s."""
+    return [
+        _target(
+            f"b{b} c{c}: req/s {DIV} BentoML's",
+            ">=",
+            3,
+            lambda s, b=b, c=c: paired(rounds, s, "bentoml", b, c),
+            (b, c, "rps"),
+        )
+        for b in batches
+        for c in concs
+    ]
+
+
+def _inprocess_targets(rounds: list[dict], big: int, concs: list[int]) -> list[dict]:
+    """Near the limit at the largest batch: at least a quarter of the in-process signature's beats/s."""
+    return [
+        _target(
+            f"b{big} c{c}: beats/s {DIV} in-process signature's",
+            ">=",
+            0.25,
+            lambda s, c=c: vs_inprocess(rounds, s, big, c, "signature", "repo"),
+            (big, c, "rps"),
+        )
+        for c in concs
+    ]
 
 
 def _met(st: dict | None, op: str, bound: float) -> bool | None:
@@ -318,32 +365,61 @@ def targets(data: dict, server: str) -> list[dict]:
 
 # ---------------------------------------------------------------- rendering
 
+_INPROCESS_ITEMS = (  # (backend, kind), in the order of the in-process table
+    ("tf", "signature"),
+    ("onnx", "signature"),
+    ("tf", "scorer"),
+    ("tf", "path"),
+    ("onnx", "path"),
+    ("tf", "v2path"),
+    ("onnx", "v2path"),
+)
+
 
 def render(data: dict) -> str:
-    cfg, env, rounds = data["config"], data.get("environment", {}), data["rounds"]
-    servers, batches, concs = cfg["servers"], cfg["batches"], cfg["concurrency"]
-    ours_like = [s for s in servers if base_of(cfg, s) in OURS]
-    lines: list[str] = []
-    w = lines.append
+    """The whole Markdown report: each section's lines, in order."""
+    ours_like = [s for s in data["config"]["servers"] if base_of(data["config"], s) in OURS]
+    sections = (
+        _header(data),
+        _run_setup(data),
+        _targets_section(data, ours_like),
+        _http_table(data),
+        _paired_ratios(data, ours_like),
+        _inprocess_section(data, ours_like),
+        _tf_tax_section(data, ours_like),
+        _memory_section(data),
+        _same_model_section(data),
+        _failed_cells_section(data),
+    )
+    return "\n".join(line for section in sections for line in section) + "\n"
 
-    w("# Serving benchmark: the ECG autoencoder, side by side\n")
-    if cfg.get("smoke"):
-        w(
+
+def _header(data: dict) -> list[str]:
+    """The title, and a warning up front when the numbers come from a smoke run."""
+    lines = ["# Serving benchmark: the ECG autoencoder, side by side\n"]
+    if data["config"].get("smoke"):
+        lines.append(
             "> **Smoke run** (`--smoke`): one round of half-second cells, one worker per server. It checks "
             "that the harness works; its numbers mean nothing.\n"
         )
-    w(f"- **Date:** {env.get('date_utc', '?')}; the run took {data.get('wall_seconds', 0) / 60:.1f} min")
-    w(f"- **Command:** `{cfg['command'].strip()}` (from the repository root, with the project's venv)")
-    w(
+    return lines
+
+
+def _run_setup(data: dict) -> list[str]:
+    """How the numbers were taken (date, command, machine, versions, load, code, beats), so a reader
+    can judge them and rerun the benchmark."""
+    cfg, env = data["config"], data.get("environment", {})
+    vers = env.get("versions", {})
+    dirty = env.get("git_dirty")
+    lines = [
+        f"- **Date:** {env.get('date_utc', '?')}; the run took {data.get('wall_seconds', 0) / 60:.1f} min",
+        f"- **Command:** `{cfg['command'].strip()}` (from the repository root, with the project's venv)",
         f"- **Machine:** {env.get('cpu_model')}, {env.get('cpus')} CPUs ({env.get('cores_per_socket')} cores, "
         f"{env.get('threads_per_core')} thread each), {env.get('ram_gib')} GiB RAM, hypervisor "
         f"{env.get('hypervisor')}; {env.get('os')}, Linux {env.get('kernel')}. Shared and noisy: other jobs ran "
         "on it during the run, which is why every number is a median over interleaved rounds and every ratio "
-        "is paired within a round."
-    )
-    vers = env.get("versions", {})
-    w(f"- **Versions:** Python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in vers.items()))
-    w(
+        "is paired within a round.",
+        f"- **Versions:** Python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in vers.items()),
         f"- **Load:** {env.get('loadgen')}: closed loop, `-c` = concurrency, {cfg['duration_s']} s per cell "
         f"after {cfg['warmup_s']} s of untimed load; latency from hey's per-request CSV (0.1 ms resolution, "
         f"connection set-up included). {cfg['rounds']} round(s); in each, cells in a shuffled order and, within "
@@ -351,259 +427,350 @@ def render(data: dict) -> str:
         "process(es) on 127.0.0.1; gunicorn servers use the repository's `gunicorn.conf.py`. Every "
         "TensorFlow server (ours and the peers) runs TensorFlow's plain kernels "
         "(`TF_ENABLE_ONEDNN_OPTS=0`, what our server picks for one intra-op thread per worker); the "
-        "in-process limit keeps the faster of the plain and the oneDNN kernels (see there)."
-    )
-    dirty = env.get("git_dirty")
-    w(
+        "in-process limit keeps the faster of the plain and the oneDNN kernels (see there).",
         f"- **Code:** commit {env.get('git_commit')}"
-        + (f", with uncommitted changes in {', '.join(dirty)}" if dirty else "")
-    )
+        + (f", with uncommitted changes in {', '.join(dirty)}" if dirty else ""),
+    ]
     if cfg.get("proposals"):
-        w("- **Proposals:** " + "; ".join(f"`{k}` {v}" for k, v in cfg["proposals"].items()))
-    w(
+        lines.append("- **Proposals:** " + "; ".join(f"`{k}` {v}" for k, v in cfg["proposals"].items()))
+    lines += [
         "- **Beats:** the first 1, 32 and 256 beats of `data/ECG5000_TEST.tsv.gz`, as JSON bodies that carry "
         "the file's own decimal strings (the `/v2 binary` servers: the same beats as float32 in the Open "
         "Inference Protocol's binary tensor extension, asking for the same four outputs as `/predict`, also "
         "binary; the no-op floor always gets the JSON body); every server scores the same SavedModel version "
-        "(*Same model* below)."
-    )
-    w(
+        "(*Same model* below).",
         f"- Cells read *median (min{DASH}max)* over rounds. See `benchmarks/NOTES.md` for the profiles and the "
-        "A/B runs behind the proposals.\n"
+        "A/B runs behind the proposals.\n",
+    ]
+    return lines
+
+
+def _targets_section(data: dict, ours_like: list[str]) -> list[str]:
+    """Issue 6's targets side by side for each of our servers, met or not, then the verdict
+    on each miss. Nothing when the run has none of our servers."""
+    if not ours_like:
+        return []
+    lines = [
+        "## Targets (issue 6), from this run\n",
+        "| target | bound | " + " | ".join(f"{title(s)} | met" for s in ours_like) + " |",
+        "|---|---|" + "---|---|" * len(ours_like),
+    ]
+    per = {s: targets(data, s) for s in ours_like}
+    for i, row in enumerate(per[ours_like[0]]):
+        cells = []
+        for s in ours_like:
+            t = per[s][i]
+            met = "-" if t["met"] is None else ("**yes**" if t["met"] else "**no**")
+            cells.append(f"{t['value']} | {met}")
+        lines.append(f"| {row['name']} | {row['bound']} | " + " | ".join(cells) + " |")
+    lines += ["", verdict(data, ours_like)]
+    return lines
+
+
+def _http_table(data: dict) -> list[str]:
+    """The raw numbers over HTTP: every server in every (batch, concurrency) cell."""
+    cfg, rounds = data["config"], data["rounds"]
+    lines = [
+        "## Over HTTP\n",
+        "req/s; beats/s = req/s " + X + " batch; latency in ms.\n",
+        "| server | batch | conc. | req/s | beats/s | p50 ms | p99 ms | non-200 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in cfg["servers"]:
+        for b in cfg["batches"]:
+            for c in cfg["concurrency"]:
+                lines.append(_http_row(rounds, s, b, c))
+    lines.append("")
+    return lines
+
+
+def _http_row(rounds: list[dict], server: str, batch: int, conc: int) -> str:
+    """One server in one cell, over the rounds it finished; the rounds in which it failed are
+    counted next to its non-200 answers, so that a median over fewer rounds shows."""
+    ok = [x for x in (cell(r, server, batch, conc) for r in rounds) if x]
+    st = {m: stats([x[m] for x in ok]) for m in ("rps", "beats_per_s", "p50_ms", "p99_ms")}
+    errors = sum(x.get("errors", 0) for x in ok)
+    failed = len(rounds) - len(ok)
+    err = f"{errors}" + (f" ({failed} runs failed)" if failed else "")
+    return (
+        f"| {title(server)} | {batch} | {conc} | {_s(st['rps'])} | {_s(st['beats_per_s'])} | "
+        f"{_s(st['p50_ms'], 1)} | {_s(st['p99_ms'], 1)} | {err} |"
     )
 
-    # ---- targets
-    if ours_like:
-        w("## Targets (issue 6), from this run\n")
-        head = "| target | bound | " + " | ".join(f"{title(s)} | met" for s in ours_like) + " |"
-        w(head)
-        w("|---|---|" + "---|---|" * len(ours_like))
-        per = {s: targets(data, s) for s in ours_like}
-        for i, row in enumerate(per[ours_like[0]]):
-            cells = []
-            for s in ours_like:
-                t = per[s][i]
-                met = "-" if t["met"] is None else ("**yes**" if t["met"] else "**no**")
-                cells.append(f"{t['value']} | {met}")
-            w(f"| {row['name']} | {row['bound']} | " + " | ".join(cells) + " |")
-        w("")
-        w(verdict(data, ours_like))
 
-    # ---- HTTP table
-    w("## Over HTTP\n")
-    w("req/s; beats/s = req/s " + X + " batch; latency in ms.\n")
-    w("| server | batch | conc. | req/s | beats/s | p50 ms | p99 ms | non-200 |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for s in servers:
-        for b in batches:
-            for c in concs:
-                cs = [cell(r, s, b, c) for r in rounds]
-                ok = [x for x in cs if x]
-                st = {m: stats([x[m] for x in ok]) for m in ("rps", "beats_per_s", "p50_ms", "p99_ms")}
-                errors = sum(x.get("errors", 0) for x in ok)
-                failed = len(rounds) - len(ok)
-                err = f"{errors}" + (f" ({failed} runs failed)" if failed else "")
-                w(
-                    f"| {title(s)} | {b} | {c} | {_s(st['rps'])} | {_s(st['beats_per_s'])} | "
-                    f"{_s(st['p50_ms'], 1)} | {_s(st['p99_ms'], 1)} | {err} |"
-                )
-    w("")
-
-    # ---- paired ratios
+def _paired_ratios(data: dict, ours_like: list[str]) -> list[str]:
+    """One table per server of ours: its req/s over every other server's, paired within a
+    round. A pair of our own servers appears once, in the table of the first of the two."""
+    servers = data["config"]["servers"]
+    lines = []
     for s in ours_like:
         others = [o for o in servers if o != s and o not in ours_like[: ours_like.index(s)]]
-        if not others:
-            continue
-        w(f"### Paired ratios: req/s of {title(s)} {DIV} the other's, per round\n")
-        w("| batch | conc. | " + " | ".join(f"{DIV} {o}" for o in others) + " |")
-        w("|---:|---:|" + "---:|" * len(others))
-        for b in batches:
-            for c in concs:
-                w(f"| {b} | {c} | " + " | ".join(_r(paired(rounds, s, o, b, c)) for o in others) + " |")
-        if "floor" in servers:
-            w("")
-            w(
-                f"p99 {DIV} the floor's p99: "
-                + "; ".join(
-                    f"b{b} c{c} {_r(paired(rounds, s, 'floor', b, c, 'p99_ms'))}"
-                    for b in batches
-                    for c in concs
-                )
-            )
-        w("")
+        if others:
+            lines += _paired_ratio_table(data, s, others)
+    return lines
 
-    # ---- in-process
+
+def _paired_ratio_table(data: dict, server: str, others: list[str]) -> list[str]:
+    """``server``'s req/s over each of ``others``' in every cell, then its p99 over the floor's."""
+    cfg, rounds = data["config"], data["rounds"]
+    batches, concs = cfg["batches"], cfg["concurrency"]
+    lines = [
+        f"### Paired ratios: req/s of {title(server)} {DIV} the other's, per round\n",
+        "| batch | conc. | " + " | ".join(f"{DIV} {o}" for o in others) + " |",
+        "|---:|---:|" + "---:|" * len(others),
+    ]
+    for b in batches:
+        for c in concs:
+            lines.append(
+                f"| {b} | {c} | " + " | ".join(_r(paired(rounds, server, o, b, c)) for o in others) + " |"
+            )
+    if "floor" in cfg["servers"]:
+        p99 = (
+            f"b{b} c{c} {_r(paired(rounds, server, 'floor', b, c, 'p99_ms'))}" for b in batches for c in concs
+        )
+        lines += ["", f"p99 {DIV} the floor's p99: " + "; ".join(p99)]
+    lines.append("")
+    return lines
+
+
+def _inprocess_section(data: dict, ours_like: list[str]) -> list[str]:
+    """The limit: what scoring costs with no HTTP and one caller, and how much of it each server
+    of ours delivers over HTTP. Nothing when the run skipped the in-process items."""
+    rounds = data["rounds"]
     trees = sorted(
         {r.get("tree", "repo") for rnd in rounds for r in rnd.get("inprocess", {}).get("results", [])}
     )
-    if trees:
-        w("## The limit: in-process scoring, one caller, no HTTP\n")
-        w(
-            "- `tf signature`: the SavedModel's serving signature called directly, the canonical way "
-            "(`tf.saved_model.load(path).signatures['serving_default'](beats=...)`, outputs to numpy).\n"
-            "- `onnx signature`: the same model converted by tf2onnx, one ONNX Runtime session run.\n"
-            "- `tf scorer`: the source tree's own `service.predictor.SignatureScorer`.\n"
-            "- `path`: the whole request path without HTTP, JSON bytes in, JSON bytes out: "
-            "`parse_predict_request` + `Predictor.predict` + `predict_body` + `orjson.dumps`, with TensorFlow "
-            "or ONNX Runtime inside the predictor.\n"
-            "- `v2path`: the same for `/v2/models/<name>/infer` with binary tensors in and out: "
-            "`parse_infer_request` + `Predictor.predict` + `encode_infer_response`.\n"
-            "- Thread pools at their defaults (TensorFlow and ONNX Runtime: both CPUs).\n"
-            "- Each round runs every item twice, in a process with TensorFlow's oneDNN kernels and in one "
-            "with its plain kernels (`TF_ENABLE_ONEDNN_OPTS`), and keeps the faster: the limit is the best "
-            "call either set makes. *oneDNN* counts the rounds in which oneDNN won. The setting does not "
-            "touch ONNX Runtime, whose rows are simply the better of the two runs.\n"
+    if not trees:
+        return []
+    return [
+        "## The limit: in-process scoring, one caller, no HTTP\n",
+        "- `tf signature`: the SavedModel's serving signature called directly, the canonical way "
+        "(`tf.saved_model.load(path).signatures['serving_default'](beats=...)`, outputs to numpy).\n"
+        "- `onnx signature`: the same model converted by tf2onnx, one ONNX Runtime session run.\n"
+        "- `tf scorer`: the source tree's own `service.predictor.SignatureScorer`.\n"
+        "- `path`: the whole request path without HTTP, JSON bytes in, JSON bytes out: "
+        "`parse_predict_request` + `Predictor.predict` + `predict_body` + `orjson.dumps`, with TensorFlow "
+        "or ONNX Runtime inside the predictor.\n"
+        "- `v2path`: the same for `/v2/models/<name>/infer` with binary tensors in and out: "
+        "`parse_infer_request` + `Predictor.predict` + `encode_infer_response`.\n"
+        "- Thread pools at their defaults (TensorFlow and ONNX Runtime: both CPUs).\n"
+        "- Each round runs every item twice, in a process with TensorFlow's oneDNN kernels and in one "
+        "with its plain kernels (`TF_ENABLE_ONEDNN_OPTS`), and keeps the faster: the limit is the best "
+        "call either set makes. *oneDNN* counts the rounds in which oneDNN won. The setting does not "
+        "touch ONNX Runtime, whose rows are simply the better of the two runs.\n",
+        *_inprocess_table(data, trees),
+        *_same_scores(rounds),
+        *_http_share_of_inprocess(data, ours_like),
+    ]
+
+
+def _inprocess_table(data: dict, trees: list[str]) -> list[str]:
+    """Every in-process item of every source tree (the repository's, and the one with the
+    proposals applied) at every batch size that was measured."""
+    rounds, batches = data["rounds"], data["config"]["batches"]
+    lines = [
+        "| code | backend | what | batch | calls/s | beats/s | p50 ms | p99 ms | oneDNN |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for tree in trees:
+        for backend, kind in _INPROCESS_ITEMS:
+            for b in batches:
+                row = _inprocess_row(rounds, tree, backend, kind, b)
+                if row is not None:
+                    lines.append(row)
+    lines.append("")
+    return lines
+
+
+def _inprocess_row(rounds: list[dict], tree: str, backend: str, kind: str, batch: int) -> str | None:
+    """One in-process item over the rounds that measured it (None if none did); for TensorFlow,
+    also in how many of them the oneDNN kernels were the faster set."""
+    rs = [x for x in (inproc(r, backend, kind, batch, tree) for r in rounds) if x]
+    if not rs:
+        return None
+    st = {m: stats([x[m] for x in rs]) for m in ("calls_per_s", "beats_per_s", "p50_ms", "p99_ms")}
+    code = "repository" if tree == "repo" else "+ proposals"
+    onednn = f"{sum(bool(x.get('onednn')) for x in rs)}/{len(rs)} |" if backend == "tf" else "- |"
+    return (
+        f"| {code} | {backend} | {kind} | {batch} | {_s(st['calls_per_s'])} | {_s(st['beats_per_s'])} | "
+        f"{_s(st['p50_ms'], 3)} | {_s(st['p99_ms'], 3)} | " + onednn
+    )
+
+
+def _same_scores(rounds: list[dict]) -> list[str]:
+    """Evidence that the in-process backends compared score alike (first round's check), so
+    that their speeds compare the same work."""
+    chk = rounds[0].get("inprocess", {}).get("onnx_vs_tf") if rounds else None
+    if not chk:
+        return []
+    lines = [
+        f"Same scores: on {chk['beats_compared']} beats, ONNX Runtime vs the eager signature: max |{DELTA}mse| "
+        f"{chk['max_abs_diff_mse']:.1e}, max |{DELTA}point error| {chk['max_abs_diff_point_errors']:.1e}, "
+        f"same anomaly flags: {chk['same_flags']}; the repository's scorer vs the eager signature: max "
+        f"|{DELTA}mse| {chk['scorer_vs_eager_max_abs_diff_mse']:.1e}."
+    ]
+    fixed = rounds[0].get("inprocess", {}).get("fixes_check")
+    if fixed:
+        lines.append(
+            f"With the proposals, the scorer vs the eager signature: max |{DELTA}mse| "
+            f"{fixed['scorer_vs_eager_max_abs_diff_mse']:.1e}."
         )
-        w("| code | backend | what | batch | calls/s | beats/s | p50 ms | p99 ms | oneDNN |")
-        w("|---|---|---|---:|---:|---:|---:|---:|---:|")
-        for tree in trees:
-            for backend, kind in (
-                ("tf", "signature"),
-                ("onnx", "signature"),
-                ("tf", "scorer"),
-                ("tf", "path"),
-                ("onnx", "path"),
-                ("tf", "v2path"),
-                ("onnx", "v2path"),
-            ):
-                for b in batches:
-                    rs = [inproc(r, backend, kind, b, tree) for r in rounds]
-                    rs = [x for x in rs if x]
-                    if not rs:
-                        continue
-                    st = {
-                        m: stats([x[m] for x in rs])
-                        for m in ("calls_per_s", "beats_per_s", "p50_ms", "p99_ms")
-                    }
-                    code = "repository" if tree == "repo" else "+ proposals"
-                    w(
-                        f"| {code} | {backend} | {kind} | {b} | {_s(st['calls_per_s'])} | {_s(st['beats_per_s'])} | "
-                        f"{_s(st['p50_ms'], 3)} | {_s(st['p99_ms'], 3)} | "
-                        + (
-                            f"{sum(bool(x.get('onednn')) for x in rs)}/{len(rs)} |"
-                            if backend == "tf"
-                            else "- |"
-                        )
-                    )
-        w("")
-        chk = rounds[0].get("inprocess", {}).get("onnx_vs_tf") if rounds else None
-        if chk:
-            w(
-                f"Same scores: on {chk['beats_compared']} beats, ONNX Runtime vs the eager signature: max |{DELTA}mse| "
-                f"{chk['max_abs_diff_mse']:.1e}, max |{DELTA}point error| {chk['max_abs_diff_point_errors']:.1e}, "
-                f"same anomaly flags: {chk['same_flags']}; the repository's scorer vs the eager signature: max "
-                f"|{DELTA}mse| {chk['scorer_vs_eager_max_abs_diff_mse']:.1e}."
-            )
-            fixed = rounds[0].get("inprocess", {}).get("fixes_check")
-            if fixed:
-                w(
-                    f"With the proposals, the scorer vs the eager signature: max |{DELTA}mse| "
-                    f"{fixed['scorer_vs_eager_max_abs_diff_mse']:.1e}."
+    lines.append("")
+    return lines
+
+
+def _http_share_of_inprocess(data: dict, ours_like: list[str]) -> list[str]:
+    """For each server of ours, its beats/s over HTTP as a share of the limit, both the canonical
+    signature call and its own request path without HTTP: what HTTP and serving cost."""
+    cfg, rounds = data["config"], data["rounds"]
+    lines = []
+    for s in ours_like:
+        kind, tree = own_path(cfg, s)
+        lines += [
+            f"{title(s)} over HTTP as a share of in-process beats/s (paired per round):\n",
+            f"| batch | conc. | {DIV} tf signature | {DIV} its own in-process path |",
+            "|---:|---:|---:|---:|",
+        ]
+        for b in cfg["batches"]:
+            for c in cfg["concurrency"]:
+                lines.append(
+                    f"| {b} | {c} | {_r(vs_inprocess(rounds, s, b, c, 'signature', 'repo'))} | "
+                    f"{_r(vs_inprocess(rounds, s, b, c, kind, tree))} |"
                 )
-            w("")
-        for s in ours_like:
-            w(f"{title(s)} over HTTP as a share of in-process beats/s (paired per round):\n")
-            kind, tree = own_path(cfg, s)
-            w(f"| batch | conc. | {DIV} tf signature | {DIV} its own in-process path |")
-            w("|---:|---:|---:|---:|")
-            for b in batches:
-                for c in concs:
-                    w(
-                        f"| {b} | {c} | {_r(vs_inprocess(rounds, s, b, c, 'signature', 'repo'))} | "
-                        f"{_r(vs_inprocess(rounds, s, b, c, kind, tree))} |"
-                    )
-            w("")
+        lines.append("")
+    return lines
 
-    # ---- TF tax
+
+def _tf_tax_section(data: dict, ours_like: list[str]) -> list[str]:
+    """What TensorFlow itself costs: each server of ours next to its ONNX Runtime twin (same
+    code, same API), over HTTP and in-process. Nothing when no server of ours has a twin."""
+    cfg = data["config"]
     pairs = [(s, onnx_twin(cfg, s)) for s in ours_like if onnx_twin(cfg, s)]
-    if pairs:
-        w("## The TensorFlow tax: the same model through ONNX Runtime, inside our own path\n")
-        for tf_name, ox in pairs:
-            w(f"{title(tf_name)} vs {title(ox)}:\n")
-            w(
-                f"| batch | conc. | TF req/s | ONNX req/s | ONNX {DIV} TF | TF {DIV} floor | ONNX {DIV} floor | "
-                f"p99 TF {DIV} floor | p99 ONNX {DIV} floor |"
-            )
-            w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-            fl = "floor" in servers
-            for b in batches:
-                for c in concs:
-                    rps_tf = stats([(cell(r, tf_name, b, c) or {}).get("rps") for r in rounds])
-                    rps_ox = stats([(cell(r, ox, b, c) or {}).get("rps") for r in rounds])
-                    cols = [_s(rps_tf), _s(rps_ox), _r(paired(rounds, ox, tf_name, b, c))]
-                    if fl:
-                        cols += [
-                            _r(paired(rounds, tf_name, "floor", b, c)),
-                            _r(paired(rounds, ox, "floor", b, c)),
-                            _r(paired(rounds, tf_name, "floor", b, c, "p99_ms")),
-                            _r(paired(rounds, ox, "floor", b, c, "p99_ms")),
-                        ]
-                    else:
-                        cols += ["-"] * 4
-                    w(f"| {b} | {c} | " + " | ".join(cols) + " |")
-            w("")
-        tree_parts = []
-        for kind in ("signature", "path"):
-            for b in batches:
-                vals = []
-                for r in rounds:
-                    x, y = inproc(r, "onnx", kind, b), inproc(r, "tf", kind, b)
-                    if x and y:
-                        vals.append(x["calls_per_s"] / y["calls_per_s"])
-                tree_parts.append(f"{kind} b{b} {_r(stats(vals))}")
-        if any(inproc(r, "tf", "signature", batches[0]) for r in rounds):
-            w(
-                f"In-process, ONNX Runtime {DIV} TensorFlow calls/s (repository code, paired): "
-                + "; ".join(tree_parts)
-            )
-            w("")
+    if not pairs:
+        return []
+    lines = ["## The TensorFlow tax: the same model through ONNX Runtime, inside our own path\n"]
+    for tf_name, ox in pairs:
+        lines += _tf_tax_table(data, tf_name, ox)
+    lines += _inprocess_onnx_over_tf(data)
+    return lines
 
-    # ---- memory and start-up
-    w("## Memory and start-up\n")
+
+def _tf_tax_table(data: dict, tf_name: str, ox: str) -> list[str]:
+    """``tf_name`` vs its ONNX Runtime twin ``ox`` in every cell: req/s, their ratio, and
+    each one's req/s and p99 against the no-op floor (``-`` without a floor)."""
+    cfg, rounds = data["config"], data["rounds"]
+    fl = "floor" in cfg["servers"]
+    lines = [
+        f"{title(tf_name)} vs {title(ox)}:\n",
+        f"| batch | conc. | TF req/s | ONNX req/s | ONNX {DIV} TF | TF {DIV} floor | ONNX {DIV} floor | "
+        f"p99 TF {DIV} floor | p99 ONNX {DIV} floor |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in cfg["batches"]:
+        for c in cfg["concurrency"]:
+            rps_tf = stats([(cell(r, tf_name, b, c) or {}).get("rps") for r in rounds])
+            rps_ox = stats([(cell(r, ox, b, c) or {}).get("rps") for r in rounds])
+            cols = [_s(rps_tf), _s(rps_ox), _r(paired(rounds, ox, tf_name, b, c))]
+            if fl:
+                cols += [
+                    _r(paired(rounds, tf_name, "floor", b, c)),
+                    _r(paired(rounds, ox, "floor", b, c)),
+                    _r(paired(rounds, tf_name, "floor", b, c, "p99_ms")),
+                    _r(paired(rounds, ox, "floor", b, c, "p99_ms")),
+                ]
+            else:
+                cols += ["-"] * 4
+            lines.append(f"| {b} | {c} | " + " | ".join(cols) + " |")
+    lines.append("")
+    return lines
+
+
+def _inprocess_onnx_over_tf(data: dict) -> list[str]:
+    """The same comparison without HTTP: ONNX Runtime's calls/s over TensorFlow's, for the bare
+    signature and for the whole path, paired per round (the repository's code only)."""
+    rounds, batches = data["rounds"], data["config"]["batches"]
+    tree_parts = []
+    for kind in ("signature", "path"):
+        for b in batches:
+            vals = []
+            for r in rounds:
+                x, y = inproc(r, "onnx", kind, b), inproc(r, "tf", kind, b)
+                if x and y:
+                    vals.append(x["calls_per_s"] / y["calls_per_s"])
+            tree_parts.append(f"{kind} b{b} {_r(stats(vals))}")
+    if not any(inproc(r, "tf", "signature", batches[0]) for r in rounds):
+        return []
+    return [
+        f"In-process, ONNX Runtime {DIV} TensorFlow calls/s (repository code, paired): "
+        + "; ".join(tree_parts),
+        "",
+    ]
+
+
+def _memory_section(data: dict) -> list[str]:
+    """What each server costs in memory and start-up time, next to a process that does nothing
+    but import TensorFlow (the yardstick of the RSS target)."""
+    rounds = data["rounds"]
     tf_only = stats([r.get("tf_only", {}).get("rss_mb") for r in rounds])
     imp = stats([r.get("tf_only", {}).get("import_seconds") for r in rounds])
-    w(
-        f"A process that only runs `import tensorflow`: RSS {_s(tf_only)} MiB; the import takes {_s(imp, 1)} s.\n"
-    )
-    w(
+    lines = [
+        "## Memory and start-up\n",
+        f"A process that only runs `import tensorflow`: RSS {_s(tf_only)} MiB; the import takes {_s(imp, 1)} s.\n",
         "| server | start to all workers ready, s | RSS per worker at ready, MiB | RSS per worker after load, MiB "
-        "| total RSS after load, MiB | total PSS after load, MiB | processes |"
-    )
-    w("|---|---:|---:|---:|---:|---:|---:|")
-    for s in servers:
-        su = stats([r["servers"].get(s, {}).get("startup_seconds") for r in rounds])
-        wr = stats([worker_rss(r, s, "memory_ready") for r in rounds])
-        wl = stats([worker_rss(r, s) for r in rounds])
-        loaded = [r["servers"].get(s, {}).get("memory_loaded", {}) for r in rounds]
-        tr = stats([m.get("total_rss_mb") for m in loaded])
-        tp = stats([m.get("total_pss_mb") for m in loaded])
-        pr = stats([m.get("processes") for m in loaded])
-        w(f"| {title(s)} | {_s(su, 1)} | {_s(wr)} | {_s(wl)} | {_s(tr)} | {_s(tp)} | {_s(pr)} |")
-    w(
+        "| total RSS after load, MiB | total PSS after load, MiB | processes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [_memory_row(rounds, s) for s in data["config"]["servers"]]
+    lines.append(
         "\nStart: from launching the server to every worker answering with its model loaded and warmed. "
         "RSS per worker: the largest worker's. Total: every process of the server (gunicorn's master and "
         "workers; BentoML's supervisor and workers). PSS shares each page among the processes that map it, "
         "so the totals do not count shared library pages twice.\n"
     )
+    return lines
 
-    # ---- same model
+
+def _memory_row(rounds: list[dict], server: str) -> str:
+    """One server's start-up time and memory, at ready and after the load, over rounds."""
+    su = stats([r["servers"].get(server, {}).get("startup_seconds") for r in rounds])
+    wr = stats([worker_rss(r, server, "memory_ready") for r in rounds])
+    wl = stats([worker_rss(r, server) for r in rounds])
+    loaded = [r["servers"].get(server, {}).get("memory_loaded", {}) for r in rounds]
+    tr = stats([m.get("total_rss_mb") for m in loaded])
+    tp = stats([m.get("total_pss_mb") for m in loaded])
+    pr = stats([m.get("processes") for m in loaded])
+    return f"| {title(server)} | {_s(su, 1)} | {_s(wr)} | {_s(wl)} | {_s(tr)} | {_s(tp)} | {_s(pr)} |"
+
+
+def _same_model_section(data: dict) -> list[str]:
+    """That every server scores with the same model: how far its MSEs of the same 32 beats are
+    from ours (first round). Nothing when ours did not report them."""
+    cfg, rounds = data["config"], data["rounds"]
     ref = rounds[0]["servers"].get("ours", {}).get("mse_batch32") if rounds else None
-    if ref:
-        w("## Same model\n")
-        for s in servers:
-            m = rounds[0]["servers"].get(s, {}).get("mse_batch32")
-            if m and s != "ours":
-                diff = max(abs(a - b) for a, b in zip(m, ref, strict=True))
-                w(f"- {title(s)}: the 32 MSEs of beats 1{DASH}32 differ from ours by at most {diff:.1e}")
-        w("")
+    if not ref:
+        return []
+    lines = ["## Same model\n"]
+    for s in cfg["servers"]:
+        m = rounds[0]["servers"].get(s, {}).get("mse_batch32")
+        if m and s != "ours":
+            diff = max(abs(a - b) for a, b in zip(m, ref, strict=True))
+            lines.append(
+                f"- {title(s)}: the 32 MSEs of beats 1{DASH}32 differ from ours by at most {diff:.1e}"
+            )
+    lines.append("")
+    return lines
 
-    failed = [(r["round"], c) for r in rounds for c in r["cells"] if "error" in c]
-    if failed:
-        w("## Failed cells\n")
-        for rnd, c in failed:
-            w(f"- round {rnd}, {c['server']} b{c['batch']} c{c['concurrency']}: {c['error'][:300]}")
-        w("")
-    return "\n".join(lines) + "\n"
+
+def _failed_cells_section(data: dict) -> list[str]:
+    """Every cell that produced no numbers, with its error, so that a gap in a table is explained."""
+    failed = [(r["round"], c) for r in data["rounds"] for c in r["cells"] if "error" in c]
+    if not failed:
+        return []
+    lines = ["## Failed cells\n"]
+    for rnd, c in failed:
+        lines.append(f"- round {rnd}, {c['server']} b{c['batch']} c{c['concurrency']}: {c['error'][:300]}")
+    lines.append("")
+    return lines
 
 
 def tf_blame(rounds, server: str, twin: str, row: dict, twin_meets: bool | None) -> str:
