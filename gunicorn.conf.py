@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from service.arbiter import Arbiter
-from service.artifact import ArtifactError, read_metadata, resolve_version
+from service.artifact import ArtifactError, open_artifact
 from service.settings import Settings
 from service.worker import SyncWorker
 
@@ -59,46 +59,41 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def on_starting(server) -> None:
     """Fail fast, before forking, when the model cannot be found or its metadata is bad,
     or when the server was started without its lifecycle (``gunicorn`` instead of
-    ``python -m service``: no drain on SIGTERM, reloads that make requests wait)."""
+    ``python -m service``: no drain on SIGTERM, reloads that make requests wait). The
+    version found is the one every worker loads until the next SIGHUP."""
     if not isinstance(server, Arbiter):
         server.log.error("start the server with `python -m service` (gunicorn's options), not `gunicorn`")
         sys.exit(1)
     try:
-        path = resolve_version(settings.model_dir, settings.model_name, settings.model_version)
-        meta = read_metadata(path)
+        artifact = open_artifact(settings.model_dir, settings.model_name, settings.model_version)
     except ArtifactError as exc:
         server.log.error("cannot serve: %s", exc)
         sys.exit(1)
-    server.log.info("serving %s version %s from %s", meta.model_name, meta.version, path)
-    server.ecg_version = meta.version
+    meta = artifact.metadata
+    server.log.info("serving %s version %s from %s", meta.model_name, meta.version, artifact.path)
+    server.server_state.model_version = meta.version
     os.makedirs(_multiproc, exist_ok=True)
     for stale in Path(_multiproc).glob("*.db"):  # only our files: the folder may be shared
         stale.unlink()
 
 
 def on_reload(server) -> None:
-    """SIGHUP: new workers will load the newest version. If its artifact is broken, pin
-    them to the version being served instead, so that a bad publish does not stop a
-    running server (at start there is nothing to fall back to: ``on_starting`` exits).
-    The pin is ours and lifted at the next reload; a SavedModel that only fails inside
-    TensorFlow is not caught here and stops the server as at start-up."""
-    if getattr(server, "ecg_pinned", False):
-        os.environ.pop("ECG_MODEL_VERSION", None)
-        server.ecg_pinned = False
-    wanted = Settings()
+    """SIGHUP: new workers load the newest version (or ``ECG_MODEL_VERSION``). If its
+    artifact is broken, they load the version being served instead, so that a bad publish
+    does not stop a running server (at start there is nothing to fall back to:
+    ``on_starting`` exits). A SavedModel that only fails inside TensorFlow is not caught
+    here and stops the server as at start-up."""
     try:
-        path = resolve_version(wanted.model_dir, wanted.model_name, wanted.model_version)
-        meta = read_metadata(path)
+        artifact = open_artifact(settings.model_dir, settings.model_name, settings.model_version)
     except ArtifactError as exc:
-        serving = getattr(server, "ecg_version", None)
-        if serving is None or wanted.model_version is not None:
-            return  # nothing to fall back to, or the operator asked for exactly this one
-        os.environ["ECG_MODEL_VERSION"] = str(serving)
-        server.ecg_pinned = True
+        if settings.model_version is not None:
+            return  # the operator asked for exactly this one: its workers fail as at start
+        serving = server.server_state.model_version
         server.log.error("reload keeps version %s: the newest version cannot be served: %s", serving, exc)
         return
-    server.ecg_version = meta.version
-    server.log.info("reload: serving %s version %s from %s", meta.model_name, meta.version, path)
+    meta = artifact.metadata
+    server.server_state.model_version = meta.version
+    server.log.info("reload: serving %s version %s from %s", meta.model_name, meta.version, artifact.path)
 
 
 def child_exit(server, worker) -> None:

@@ -51,34 +51,23 @@ def _time(fn, seconds: float, min_calls: int = 5) -> dict:
 
 
 def request_path(max_beats: int):
-    """body bytes -> response bytes, the way ``service.api.predict`` does it."""
+    """body bytes -> response bytes, as ``service.api.predict`` does it: its codec's two
+    functions around the predictor."""
     import numpy as np
-    import orjson
 
-    from service import api
-
-    if hasattr(api, "score_body"):  # a single entry point, if the service has one
-
-        def run(body, predictor, metadata):
-            return api.score_body(body, predictor, metadata, max_beats)
-
-        return run
+    from service.predict_codec import encode_predict_response, parse_predict_request
 
     def run(body, predictor, metadata):
-        parsed = api.parse_predict_request(body, max_beats)
+        parsed = parse_predict_request(body, max_beats)
         scores = predictor.predict(np.asarray(parsed.beats, dtype=np.float32), parsed.threshold)
-        body = api.predict_body(scores, metadata, parsed.return_reconstruction)
-        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        return encode_predict_response(scores, metadata, parsed.return_reconstruction)
 
     return run
 
 
 def v2_request_path(max_beats: int):
-    """body bytes -> response bytes, the way ``service.api.v2_infer`` does it."""
-    try:
-        from service import inference_protocol as v2
-    except ImportError:
-        return None
+    """body bytes -> response bytes, as ``service.v2_api.infer`` does it."""
+    from service import inference_protocol as v2
 
     def run(body, predictor, metadata):
         request = v2.parse_infer_request(body.data, body.headers[v2.HEADER_LENGTH], max_beats)

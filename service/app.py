@@ -7,11 +7,13 @@ from collections.abc import Callable
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from . import api, errors, request_log
-from .artifact import read_metadata, resolve_version
+from . import api, errors, request_log, v2_api
+from .artifact import open_artifact
+from .dataplane import DataPlane
 from .lifecycle import ServerState
-from .loader import ModelLoader
+from .loader import ModelLoader, PredictorFactory
 from .metrics import ServiceMetrics
+from .routing import EXTENSION
 from .settings import Settings
 
 
@@ -21,27 +23,32 @@ def create_app(
     load_in_background: bool = True,
     on_load_failure: Callable[[BaseException], None] | None = None,
     server: ServerState | None = None,
+    load_predictor: PredictorFactory | None = None,
 ) -> Flask:
     """Build the app for one model version.
 
     The artifact's metadata is read and validated here (fast, no TensorFlow), so a wrong
     model directory, name or version fails at start-up; the SavedModel itself loads in a
     background thread unless ``load_in_background`` is False. ``server`` is the state
-    shared with the gunicorn master (readiness turns false when it starts shutting down).
+    shared with the gunicorn master: readiness turns false when it starts shutting down,
+    and the version it chose (at start, or at the last reload) is the one loaded.
+    ``load_predictor`` replaces loading the SavedModel (tests pass one already loaded).
     """
     settings = settings or Settings()
     request_log.configure_logging(settings.log_level)
-    path = resolve_version(settings.model_dir, settings.model_name, settings.model_version)
-    metadata = read_metadata(path)
+    version = server.model_version if server and server.model_version else settings.model_version
+    artifact = open_artifact(settings.model_dir, settings.model_name, version)
+    path, metadata = artifact.path, artifact.metadata
 
     app = Flask("service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = ServiceMetrics(CollectorRegistry(), metadata.threshold.value)
-    loader = ModelLoader(path, metadata, settings, metrics, on_failure=on_load_failure)
-    app.extensions["ecg"] = api.ServiceState(settings, metadata, loader, metrics, server)
+    loader = ModelLoader(path, metadata, settings, metrics, on_failure=on_load_failure, load=load_predictor)
+    app.extensions[EXTENSION] = DataPlane(settings, metadata, loader, metrics, server)
 
     errors.init_app(app)
     request_log.init_app(app, metrics)
-    api.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(v2_api.bp)
     loader.start(background=load_in_background)
     return app

@@ -10,6 +10,7 @@ before forking workers.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -189,3 +190,18 @@ def read_metadata(path: Path) -> Metadata:
     if not (Path(path) / "saved_model.pb").is_file():
         raise ArtifactError(f"{path} has no saved_model.pb")
     return meta
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One published version: its folder and its validated metadata."""
+
+    path: Path
+    metadata: Metadata
+
+
+def open_artifact(root: Path, model_name: str, version: int | None = None) -> Artifact:
+    """The version to serve (``version``, or the newest when None), its metadata read and
+    checked: the one way the server, its master and its tools find a model."""
+    path = resolve_version(root, model_name, version)
+    return Artifact(path, read_metadata(path))

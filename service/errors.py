@@ -1,19 +1,22 @@
-"""Errors as data: one exception type per failure, rendered to JSON by one handler.
+"""Errors as data: one exception type per failure, and one handler per API shape.
 
-Body: ``{"error": {"code": ..., "message": ..., "details": [{"loc": ..., "msg": ...}]}}``;
-under ``/v2/`` (the Open Inference Protocol, whose clients read ``error`` as a string):
-``{"error": message, "code": ..., "details": [...]}``.
+The native API's body: ``{"error": {"code": ..., "message": ..., "details": [{"loc": ...,
+"msg": ...}]}}``; the Open Inference Protocol's (``/v2``, whose clients read ``error`` as
+a string): ``{"error": message, "code": ..., "details": [...]}``. Each API's blueprint
+registers the handlers of its own shape (``register``). What no blueprint owns, an
+unknown route or method and a request gunicorn could not parse, gets the shape of the
+API whose prefix the path is under (``shape_for_path``, the one path rule).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -35,11 +38,26 @@ class ApiError(Exception):
         self.message = message
         self.details = list(details)
 
-    def body(self, inference_protocol: bool = False) -> dict:
-        details = [asdict(d) for d in self.details]
-        if inference_protocol:
-            return {"error": self.message, "code": self.code, "details": details}
-        return {"error": {"code": self.code, "message": self.message, "details": details}}
+
+Shape = Callable[[ApiError], dict[str, Any]]
+
+
+def native_body(error: ApiError) -> dict[str, Any]:
+    details = [asdict(d) for d in error.details]
+    return {"error": {"code": error.code, "message": error.message, "details": details}}
+
+
+def inference_protocol_body(error: ApiError) -> dict[str, Any]:
+    return {"error": error.message, "code": error.code, "details": [asdict(d) for d in error.details]}
+
+
+INFERENCE_PROTOCOL_PREFIX = "/v2"  # the /v2 blueprint's url_prefix (service/v2_api.py)
+
+
+def shape_for_path(path: str) -> Shape:
+    """The shape for an error that no route raised: the API whose prefix ``path`` is under."""
+    prefix = INFERENCE_PROTOCOL_PREFIX
+    return inference_protocol_body if path == prefix or path.startswith(prefix + "/") else native_body
 
 
 class MalformedJson(ApiError):
@@ -124,9 +142,8 @@ _FROM_HTTP: dict[int, type[ApiError]] = {
 }
 
 
-def render(error: ApiError) -> Response:
-    body = error.body(inference_protocol=request.path.startswith("/v2"))
-    return Response(orjson.dumps(body), error.status, mimetype="application/json")
+def render(error: ApiError, shape: Shape) -> Response:
+    return Response(orjson.dumps(shape(error)), error.status, mimetype="application/json")
 
 
 def location(parts: tuple, prefix: str = "") -> str:
@@ -163,20 +180,30 @@ def from_http(exc: HTTPException) -> ApiError:
     return kind(exc.description or kind.code)
 
 
-def init_app(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return render(exc)
+def register(target: Flask | Blueprint, shape: Shape) -> None:
+    """The handlers of one API shape, for what ``target``'s routes raise: its own errors,
+    werkzeug's (a body over the limit, a bad form) and bugs."""
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        response = render(from_http(exc))
+    def api_error(exc: ApiError) -> Response:
+        return render(exc, shape)
+
+    def http_error(exc: HTTPException) -> Response:
+        response = render(from_http(exc), shape)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
-    @app.errorhandler(Exception)
-    def _bug(exc: Exception) -> Response:
+    def bug(exc: Exception) -> Response:
         # Our bug, not the client's: log the traceback, tell the client nothing internal.
         log.exception("unhandled error")
-        return render(InternalError("internal server error"))
+        return render(InternalError("internal server error"), shape)
+
+    target.register_error_handler(ApiError, api_error)
+    target.register_error_handler(HTTPException, http_error)
+    target.register_error_handler(Exception, bug)
+
+
+def init_app(app: Flask) -> None:
+    """The app's own handlers: for what no blueprint raised (an unknown route or method,
+    a failing request hook), in the shape of the API the path is under."""
+    register(app, lambda error: shape_for_path(request.path)(error))

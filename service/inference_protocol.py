@@ -8,7 +8,7 @@ and encoding (see ``benchmarks/RESULTS.md``). The scores are the same as ``/pred
 
 Plain data in, plain data out: :func:`parse_infer_request` turns body bytes into a numpy
 batch, :func:`encode_infer_response` turns :class:`~service.predictor.Scores` into body
-bytes. No Flask here; the routes in :mod:`service.api` only translate.
+bytes. No Flask here; the routes in :mod:`service.v2_api` only translate.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .artifact import INPUT_LENGTH, OUTPUT_MSE, OUTPUT_POINT_ERRORS, OUTPUT_RECONSTRUCTION, SIGNATURE_INPUT
 from .errors import BadRequest, Detail, InvalidInput, TooManyBeats, from_validation_error
 from .predictor import Scores
-from .schemas import MAX_ABS_VALUE, Beat, Value
+from .schemas import MAX_ABS_VALUE, Beat, StrictBool, ThresholdOverride, Value
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ("binary_tensor_data",)
@@ -52,9 +52,6 @@ OUTPUTS: dict[str, OutputSpec] = {
     )
 }
 
-StrictBool = Annotated[bool, Field(strict=True)]
-Threshold = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-
 
 class _Parameters(BaseModel):
     # Clients add their own parameters (tritonclient: priority, timeout, ...): ignored.
@@ -62,7 +59,7 @@ class _Parameters(BaseModel):
 
 
 class RequestParameters(_Parameters):
-    threshold: Threshold | None = Field(None, description="Overrides the model's threshold.")
+    threshold: ThresholdOverride | None = Field(None, description="Overrides the model's threshold.")
     binary_data_output: StrictBool = Field(False, description="Every output as binary data.")
 
 

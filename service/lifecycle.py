@@ -1,5 +1,6 @@
 """What the gunicorn master and its workers share about the server's life: its phase
-(serving, draining for a shutdown, closing) and which workers have their model ready.
+(serving, draining for a shutdown, closing), which workers have their model ready, and
+which model version new workers load.
 
 The master (``service/arbiter.py``) writes the phase and hands each worker a slot before
 forking it; a worker (``service/worker.py``) marks its slot once its model is loaded and
@@ -7,7 +8,10 @@ warmed, and its app answers readiness 503 from the moment the phase leaves ``SER
 (``service/api.py``). All of it lives in one anonymous shared memory mapping made by the
 master before its first fork, so every worker, first, respawned or reloaded, sees the
 master's writes and the master sees theirs, with no file, socket or lock: each field is
-one byte, and each byte has one writer at a time.
+one byte, and each byte has one writer at a time. The model version is a plain attribute
+instead: the master sets it at start and on each reload, and a worker gets the value of
+the moment it was forked, so respawned workers keep serving what their siblings serve
+even when a newer version is published, until the next SIGHUP.
 
 Imported by the gunicorn master: no TensorFlow, no prometheus-client.
 """
@@ -36,6 +40,7 @@ class ServerState:
         self._slots = slots
         self._free = list(range(slots, 0, -1))  # the master's own: only it claims and releases
         self._claimed: set[int] = set()
+        self.model_version: int | None = None  # what workers forked from now on load
 
     @property
     def phase(self) -> Phase:

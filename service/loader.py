@@ -25,6 +25,9 @@ from .settings import Settings
 log = logging.getLogger("service.loader")
 
 
+PredictorFactory = Callable[[], Predictor]
+
+
 class ModelLoader:
     def __init__(
         self,
@@ -33,9 +36,13 @@ class ModelLoader:
         settings: Settings,
         metrics: ServiceMetrics,
         on_failure: Callable[[BaseException], None] | None = None,
+        load: PredictorFactory | None = None,
     ) -> None:
+        """``load`` makes the predictor (default: the SavedModel at ``path`` on TensorFlow);
+        tests hand in one already loaded, or one that waits, to hold the loading window open."""
         self.path, self.metadata, self.settings, self.metrics = path, metadata, settings, metrics
         self._on_failure = on_failure
+        self._load_predictor = load or self._load_saved_model
         self._ready = threading.Event()
         self._predictor: Predictor | None = None
         self.error: str | None = None
@@ -50,11 +57,7 @@ class ModelLoader:
     def _load(self) -> None:
         started = time.perf_counter()
         try:
-            # Intra-op threads sized so that all workers together use the machine's cores
-            # once, not N times over.
-            predictor = Predictor(
-                self.path, self.metadata, self.settings.intra_op_threads(), self.settings.onednn()
-            )
+            predictor = self._load_predictor()
             predictor.warm_up()
             # TensorFlow leaves ~400k tracked objects behind, and one full garbage
             # collection of them stalls a request for ~0.2 s. Collect once now, then
@@ -83,6 +86,11 @@ class ModelLoader:
                 "load_seconds": round(self.load_seconds, 3),
             },
         )
+
+    def _load_saved_model(self) -> Predictor:
+        # Intra-op threads sized so that all workers together use the machine's cores once,
+        # not N times over.
+        return Predictor(self.path, self.metadata, self.settings.intra_op_threads(), self.settings.onednn())
 
     @property
     def ready(self) -> bool:

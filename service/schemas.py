@@ -23,15 +23,19 @@ Beat = Annotated[
     ),
 ]
 
+StrictBool = Annotated[bool, Field(strict=True)]
+# A request's own threshold, in place of the model's (both APIs accept one)
+ThresholdOverride = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     beats: list[Beat] = Field(min_length=1, description="1 to ECG_MAX_BEATS beats.")
-    threshold: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
+    threshold: ThresholdOverride | None = Field(
         None, description="Overrides the model's threshold for this request."
     )
-    return_reconstruction: Annotated[bool, Field(strict=True)] = Field(
+    return_reconstruction: StrictBool = Field(
         False, description="Also return each beat's reconstruction in raw units."
     )
 

@@ -50,6 +50,7 @@ from .errors import (
     MalformedHttp,
     UnsupportedTransferCoding,
     UriTooLong,
+    shape_for_path,
 )
 from .lifecycle import Phase, this_server
 
@@ -85,8 +86,9 @@ def parse_error(exc: BaseException) -> ApiError | None:
     return None
 
 
-def raw_response(error: ApiError, inference_protocol: bool = False) -> bytes:
-    body = orjson.dumps(error.body(inference_protocol))
+def raw_response(error: ApiError, path: str) -> bytes:
+    """The error as a whole HTTP response, in the shape of the API ``path`` is under."""
+    body = orjson.dumps(shape_for_path(path)(error))
     head = (
         f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
         "Connection: close\r\nContent-Type: application/json\r\n"
@@ -319,6 +321,8 @@ class SyncWorker(_GunicornSyncWorker):
         self.handle(listener, deadline, addr)
 
     def _app_state(self):
+        # the app's DataPlane under service.routing.EXTENSION; not imported from there, as
+        # the master imports this module and must not import numpy or prometheus-client
         return getattr(self.wsgi, "extensions", {}).get("ecg")
 
     def _count(self, error: ApiError, method: str) -> None:
@@ -358,7 +362,7 @@ class SyncWorker(_GunicornSyncWorker):
             self._count(error, getattr(req, "method", None) or "")
         path = getattr(req, "path", None) or ""
         try:
-            util.write_nonblock(client, raw_response(error, inference_protocol=path.startswith("/v2")))
+            util.write_nonblock(client, raw_response(error, path))
         except Exception:  # the client is gone: nothing to tell it
             self.log.debug("could not send the error response")
             return

@@ -3,6 +3,7 @@ real gunicorn server on a free loopback port."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -66,11 +67,31 @@ def bundled_metadata():
 
 
 @pytest.fixture(scope="session")
-def app(tiny_settings):
-    """The app on the tiny model, loaded and warm (built once: loading TF is the slow part)."""
+def tiny_predictor(tiny_run):
+    """The tiny model loaded once: loading TensorFlow is the slow part of an app."""
+    from service.artifact import read_metadata
+    from service.predictor import Predictor
+
+    return Predictor(tiny_run.path, read_metadata(tiny_run.path))
+
+
+@pytest.fixture()
+def make_app(tiny_settings, tiny_predictor):
+    """Builds a fresh app on the tiny model, with settings changed as asked, its model
+    loaded and warm (the session's predictor handed to the factory)."""
     from service.app import create_app
 
-    return create_app(tiny_settings, load_in_background=False)
+    def make(**changes):
+        settings = tiny_settings.model_copy(update=changes)
+        return create_app(settings, load_in_background=False, load_predictor=lambda: tiny_predictor)
+
+    return make
+
+
+@pytest.fixture()
+def app(make_app):
+    """A fresh app per test: no test sees what another did to its metrics."""
+    return make_app()
 
 
 @pytest.fixture()
@@ -131,6 +152,25 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def bundled_copy(models: Path) -> Path:
+    """A model folder of its own holding the bundled version 1, for tests that publish."""
+    v1 = models / BUNDLED_NAME / "1"
+    shutil.copytree(BUNDLED_MODELS / BUNDLED_NAME / "1", v1)
+    return v1
+
+
+def publish_version(models: Path, version: int, metadata: str | None = None) -> Path:
+    """Version ``version`` as a copy of version 1, published atomically as training does
+    (``metadata``: the text of its metadata.json instead of version 1's, renumbered)."""
+    v1 = models / BUNDLED_NAME / "1"
+    staging = models / BUNDLED_NAME / f".staging-{version}"
+    shutil.copytree(v1, staging)
+    if metadata is None:
+        metadata = json.dumps({**json.loads((v1 / "metadata.json").read_text()), "version": version})
+    (staging / "metadata.json").write_text(metadata)
+    return staging.rename(models / BUNDLED_NAME / str(version))
 
 
 def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, workers: int = 2, **env) -> Server:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -114,16 +115,16 @@ def test_bad_input_gets_a_precise_json_error(client, body, content_type, status,
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_too_many_beats_is_413(tiny_settings):
-    app = create_app(tiny_settings.model_copy(update={"max_beats": 4}), load_in_background=False)
+def test_too_many_beats_is_413(make_app):
+    app = make_app(max_beats=4)
     response = post(app.test_client(), {"beats": [GOOD_BEAT] * 5})
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "too_many_beats"
     assert "limit is 4" in response.get_json()["error"]["message"]
 
 
-def test_too_large_a_body_is_413(tiny_settings):
-    app = create_app(tiny_settings.model_copy(update={"max_body_bytes": 2048}), load_in_background=False)
+def test_too_large_a_body_is_413(make_app):
+    app = make_app(max_body_bytes=2048)
     response = post(app.test_client(), {"beats": [GOOD_BEAT] * 10})
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "payload_too_large"
@@ -164,27 +165,49 @@ def test_one_json_log_line_per_request(client, caplog):
     assert entry["beats"] == 2 and entry["duration_ms"] > 0
 
 
-def test_readiness_waits_for_the_model(tiny_settings):
+def test_readiness_waits_for_the_model(tiny_settings, tiny_predictor):
     """Before the model is loaded and warm, /readyz and /predict say 503; /livez says 200."""
-    app = create_app(tiny_settings.model_copy(update={"ready_wait_seconds": 0}), load_in_background=True)
+    release = threading.Event()
+
+    def load():  # the model load, held until the test has seen the window
+        assert release.wait(60)
+        return tiny_predictor
+
+    app = create_app(tiny_settings.model_copy(update={"ready_wait_seconds": 0}), load_predictor=load)
     client = app.test_client()
-    loader = app.extensions["ecg"].loader
     first = client.get("/readyz")
-    if not loader.ready:  # the load is still running: that is the window under test
-        assert first.status_code == 503
-        assert first.get_json()["error"]["code"] == "model_not_ready"
-        assert post(client, {"beats": [GOOD_BEAT]}).status_code == 503
-        assert client.get("/livez").status_code == 200
-    assert loader.wait(60)
+    assert first.status_code == 503
+    assert first.get_json()["error"]["code"] == "model_not_ready"
+    assert post(client, {"beats": [GOOD_BEAT]}).status_code == 503
+    assert client.get("/livez").status_code == 200
+    release.set()
+    assert app.extensions["ecg"].loader.wait(60)
     assert client.get("/readyz").status_code == 200
     assert post(client, {"beats": [GOOD_BEAT]}).status_code == 200
 
 
-def test_a_request_during_warm_up_waits_for_the_model_instead_of_failing(tiny_settings):
-    app = create_app(tiny_settings.model_copy(update={"ready_wait_seconds": 30}), load_in_background=True)
+def test_a_request_during_warm_up_waits_for_the_model_instead_of_failing(tiny_settings, tiny_predictor):
+    """A request that arrives while the model is still loading is answered once it is
+    loaded (within ECG_READY_WAIT_SECONDS), not refused."""
+    release = threading.Event()
+
+    def load():
+        assert release.wait(60)
+        return tiny_predictor
+
+    app = create_app(tiny_settings.model_copy(update={"ready_wait_seconds": 30}), load_predictor=load)
+    loader = app.extensions["ecg"].loader
+    ready_on_arrival = []
+
+    @app.before_request
+    def _arrived() -> None:  # the request is in: only now may the load finish
+        ready_on_arrival.append(loader.ready)
+        release.set()
+
     response = post(app.test_client(), {"beats": [GOOD_BEAT]})
+    assert ready_on_arrival == [False]
     assert response.status_code == 200
-    assert app.extensions["ecg"].loader.ready
+    assert loader.ready
 
 
 def test_a_missing_model_fails_at_start_up(tiny_settings, tmp_path):

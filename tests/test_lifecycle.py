@@ -20,7 +20,7 @@ from benchmarks.lifecycle import Load
 from service.arbiter import refuse_new_connections
 from service.lifecycle import Phase, ServerState
 
-from .conftest import BUNDLED_MODELS, BUNDLED_NAME, start_gunicorn
+from .conftest import BUNDLED_MODELS, BUNDLED_NAME, bundled_copy, publish_version, start_gunicorn
 
 
 def test_sigterm_under_load_readiness_turns_503_then_every_accepted_request_is_answered(tmp_path, busy_core):
@@ -74,21 +74,14 @@ def test_two_sighups_under_load_on_a_busy_machine_answer_every_request_200(tmp_p
     """Publish version 2, SIGHUP, and SIGHUP again while 8 clients post: the new workers
     load TensorFlow out of the accept set and replace the old ones only once warm, so every
     request is answered 200, none is dropped, and version 2 is then served alone."""
-    import shutil
-
     models = tmp_path / "models"
-    v1 = models / BUNDLED_NAME / "1"
-    shutil.copytree(BUNDLED_MODELS / BUNDLED_NAME / "1", v1)
+    bundled_copy(models)
     srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
     try:
         srv.wait_ready()
         with Load(srv) as load:
             load.wait_for(50)
-            staging = models / BUNDLED_NAME / ".staging-2"
-            shutil.copytree(v1, staging)
-            meta = json.loads((staging / "metadata.json").read_text())
-            (staging / "metadata.json").write_text(json.dumps({**meta, "version": 2}))
-            staging.rename(models / BUNDLED_NAME / "2")  # published atomically, as training does
+            publish_version(models, 2)
             for reload in (1, 2):
                 srv.process.send_signal(signal.SIGHUP)
                 srv.wait_for_log("retiring worker", count=2 * reload)  # both old workers replaced
@@ -125,6 +118,34 @@ def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path
     assert counts[200] > 100
     assert set(counts) <= {200, "reset"}, counts
     assert counts["reset"] <= 1, counts
+
+
+def test_a_respawned_worker_serves_the_version_its_siblings_serve_until_sighup(tmp_path):
+    """Version 2 is published while version 1 is served, and a worker dies: its
+    replacement loads version 1, which the master chose, not the newest on disk; the next
+    SIGHUP moves every worker to version 2."""
+    models = tmp_path / "models"
+    bundled_copy(models)
+    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
+
+    def loaded() -> list[int]:
+        """The version each worker loaded, in the order their models became ready."""
+        lines = [json.loads(line) for line in srv.log().splitlines() if '"msg":"model ready"' in line]
+        return [line["version"] for line in lines]
+
+    try:
+        srv.wait_ready()
+        publish_version(models, 2)
+        os.kill(srv.worker_pids()[0], signal.SIGKILL)
+        srv.wait_for_log("model ready", count=3)
+        assert loaded() == [1, 1, 1]
+        srv.process.send_signal(signal.SIGHUP)
+        srv.wait_for_log("model ready", count=5)
+        srv.wait_for_log("Worker exiting", count=2)  # the two of version 1 replaced
+        assert loaded() == [1, 1, 1, 2, 2]
+        assert requests.get(f"{srv.url}/readyz", timeout=60).json()["model_version"] == 2
+    finally:
+        srv.stop()
 
 
 def test_a_60_mb_body_sent_before_reading_gets_the_413_json(server):
@@ -254,13 +275,18 @@ def _listening(pid: int, fd: int, port: int) -> bool:
     return False
 
 
-def test_while_the_server_shuts_down_readiness_is_503_and_requests_are_still_served(tiny_settings):
+def test_while_the_server_shuts_down_readiness_is_503_and_requests_are_still_served(
+    tiny_settings, tiny_predictor
+):
     """The phase the master sets on SIGTERM turns every readiness answer 503 at once;
     liveness and scoring go on."""
     from service.app import create_app
 
     state = ServerState(slots=1)
-    client = create_app(tiny_settings, load_in_background=False, server=state).test_client()
+    app = create_app(
+        tiny_settings, load_in_background=False, server=state, load_predictor=lambda: tiny_predictor
+    )
+    client = app.test_client()
     assert client.get("/readyz").status_code == 200
     state.phase = Phase.DRAINING
     readyz = client.get("/readyz")

@@ -20,7 +20,15 @@ import requests
 
 from service.predictor import SignatureScorer
 
-from .conftest import BUNDLED_MODELS, BUNDLED_NAME, free_port, require_tool, start_gunicorn
+from .conftest import (
+    BUNDLED_MODELS,
+    BUNDLED_NAME,
+    bundled_copy,
+    free_port,
+    publish_version,
+    require_tool,
+    start_gunicorn,
+)
 
 
 def predict(server, beats, **extra):
@@ -321,7 +329,8 @@ def test_clients_that_stall_or_trickle_mid_request_do_not_hold_the_workers(tmp_p
     """Three connections that send half a request and go silent, on a 2-worker server:
     each is dropped after ECG_CLIENT_TIMEOUT_SECONDS, long before gunicorn's 30 s worker
     timeout, so a normal request is served in seconds and no worker is restarted. A body
-    that stops arriving gets a 408; so does one that trickles in a byte at a time, at
+    that stops arriving gets a 408, sent with a Content-Length or in chunks; so does one
+    that trickles in a byte at a time, at
     ECG_REQUEST_TIMEOUT_SECONDS. The log says so in a line each, without a traceback."""
     import socket
 
@@ -343,6 +352,18 @@ def test_clients_that_stall_or_trickle_mid_request_do_not_hold_the_workers(tmp_p
             s.sendall(
                 b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"beats": [['
+            )
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), reply[:300]
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:  # chunked, then silent
+            s.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Transfer-Encoding: chunked\r\n\r\nc\r\n{"beats": [[\r\n'
             )
             reply = b""
             while chunk := s.recv(65536):
@@ -381,8 +402,7 @@ def test_a_broken_new_version_on_sighup_keeps_the_served_one(tmp_path):
     serving version 1 and says why in its log. Once version 2 is fixed, the next SIGHUP
     serves it."""
     models = tmp_path / "models"
-    v1 = models / BUNDLED_NAME / "1"
-    shutil.copytree(BUNDLED_MODELS / BUNDLED_NAME / "1", v1)
+    bundled_copy(models)
     srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
 
     def served_after_reload() -> set[int]:
@@ -402,14 +422,12 @@ def test_a_broken_new_version_on_sighup_keeps_the_served_one(tmp_path):
 
     try:
         srv.wait_ready()
-        v2 = models / BUNDLED_NAME / "2"
-        shutil.copytree(v1, v2)
-        (v2 / "metadata.json").write_text("{not json")
+        v2 = publish_version(models, 2, metadata="{not json")
         assert served_after_reload() == {1}
         assert srv.process.poll() is None
         assert "reload keeps version 1" in srv.log()
 
-        meta = json.loads((v1 / "metadata.json").read_text())
+        meta = json.loads((models / BUNDLED_NAME / "1" / "metadata.json").read_text())
         (v2 / "metadata.json").write_text(json.dumps({**meta, "version": 2}))
         assert served_after_reload() == {2}
     finally:
