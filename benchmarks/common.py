@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from service.artifact import BUNDLED_MODEL_DIR as MODEL_DIR
+from service.artifact import REPO_ROOT as REPO
+
 BENCH = REPO / "benchmarks"
 OUT = BENCH / "out"  # git-ignored: converted models, BentoML home, logs, raw JSON
 DATA_FILE = REPO / "data" / "ECG5000_TEST.tsv.gz"
-MODEL_DIR = REPO / "saved_models"
 MODEL_NAME = "ecg-autoencoder"
 PYTHON = sys.executable
 BATCHES = (1, 32, 256)

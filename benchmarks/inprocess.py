@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -120,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     onnx_scorer = OnnxScorer(path, meta.signature_name)
     original = predictor_module.SignatureScorer
-    predictor_module.SignatureScorer = lambda *a, **k: onnx_scorer
+    predictor_module.SignatureScorer = lambda *a, **k: onnx_scorer  # type: ignore[misc, assignment]
     try:
         onnx_predictor = predictor_module.Predictor(path, meta)
     finally:
-        predictor_module.SignatureScorer = original
+        predictor_module.SignatureScorer = original  # type: ignore[misc]
     onnx_predictor.warm_up()
     load_s["onnx_predictor"] = time.perf_counter() - started
 
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for batch in batches:
         for backend, kind, fn in items:  # interleaved, so that all see the same machine
-            arg = {"path": bodies, "v2path": v2_bodies}.get(kind, arrays)[batch]
+            inputs: dict[str, dict[int, Any]] = {"path": bodies, "v2path": v2_bodies}
+            arg = inputs.get(kind, arrays)[batch]
             r = _time(lambda fn=fn, arg=arg: fn(arg), args.seconds)
             r.update(
                 backend=backend, kind=kind, batch=batch, tree=args.tree, beats_per_s=r["calls_per_s"] * batch

@@ -100,7 +100,17 @@ f:close()
 """
 
 
+def _group(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in the load generator's output, which must have it."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise LoadError(f"no {pattern!r} in the output: {text[:500]}")
+    return match.group(1)
+
+
 def run_wrk(url: str, body: Body, concurrency: int, seconds: float) -> LoadResult:
+    if body.file is None:
+        raise LoadError("wrk reads the body from a file; the harness writes one")
     script = body.file.with_suffix(".lua")
     headers = {"Content-Type": body.content_type, **body.headers}
     lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
@@ -119,11 +129,11 @@ def run_wrk(url: str, body: Body, concurrency: int, seconds: float) -> LoadResul
     text = proc.stdout
     if proc.returncode != 0 or "Requests/sec" not in text:
         raise LoadError(f"wrk failed ({proc.returncode}): {proc.stderr.strip()[:500]} {text[:500]}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    rps = float(_group(r"Requests/sec:\s+([\d.]+)", text))
     pct = {
         int(p): _seconds(v, u) * 1000 for p, v, u in re.findall(r"\n\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\b", text)
     }
-    total = int(re.search(r"(\d+) requests in", text).group(1))
+    total = int(_group(r"(\d+) requests in", text))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = int(non2xx.group(1)) if non2xx else 0
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)

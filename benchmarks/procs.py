@@ -323,6 +323,7 @@ class TfOnlyProbe:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             start_new_session=True,
         )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
         try:
             line = proc.stdout.readline()
             if line.strip() != "ready":

@@ -71,7 +71,8 @@ def environment(loadgen_name: str) -> dict:
         return m.group(1).strip() if m else default
 
     with open("/proc/meminfo") as f:
-        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+        total = re.search(r"MemTotal:\s+(\d+)", f.read())
+        mem_kb = int(total.group(1)) if total else 0
     return {
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_model": field("Model name", platform.processor()),
@@ -139,10 +140,10 @@ def config_dict(args, command: str) -> dict:
 
 
 def stats(values: list[float | None]) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
+    present = [v for v in values if v is not None]
+    if not present:
         return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return {"median": statistics.median(present), "min": min(present), "max": max(present), "n": len(present)}
 
 
 def cell(rnd: dict, server: str, batch: int, conc: int) -> dict | None:
@@ -645,7 +646,7 @@ def _tf_tax_section(data: dict, ours_like: list[str]) -> list[str]:
     """What TensorFlow itself costs: each server of ours next to its ONNX Runtime twin (same
     code, same API), over HTTP and in-process. Nothing when no server of ours has a twin."""
     cfg = data["config"]
-    pairs = [(s, onnx_twin(cfg, s)) for s in ours_like if onnx_twin(cfg, s)]
+    pairs = [(s, twin) for s in ours_like if (twin := onnx_twin(cfg, s))]
     if not pairs:
         return []
     lines = ["## The TensorFlow tax: the same model through ONNX Runtime, inside our own path\n"]
@@ -778,8 +779,9 @@ def tf_blame(rounds, server: str, twin: str, row: dict, twin_meets: bool | None)
     enough on a machine this noisy: it must also beat TensorFlow in every round."""
     if not twin_meets:
         return "ONNX Runtime in the same path misses it too, so TensorFlow is not what blocks it"
-    batch, conc, metric = row.get("cell") or (None, None, None)
-    pr = paired(rounds, twin, server, batch, conc, metric) if batch is not None else None
+    http_cell = row.get("cell")  # (batch, concurrency, metric) of an HTTP target, else None
+    pr = paired(rounds, twin, server, *http_cell) if http_cell else None
+    metric = http_cell[2] if http_cell else None
     if not pr:
         return "ONNX Runtime in the same path meets it"
     better = pr["max"] < 1 if metric == "p99_ms" else pr["min"] > 1

@@ -46,15 +46,13 @@ def ensure_tools(loadgen_name: str, install: bool) -> None:
     missing = [pkg for pkg, mod in PY_TOOLS.items() if importlib.util.find_spec(mod) is None]
     if missing:
         if not install:
-            raise SystemExit(f"missing Python packages {missing}: pip install -r benchmarks/requirements.txt")
-        log(f"installing {missing} from benchmarks/requirements.txt")
-        subprocess.run(
-            [PYTHON, "-m", "pip", "install", "-q", "-r", str(BENCH / "requirements.txt")], check=True
-        )
+            raise SystemExit(f"missing Python packages {missing}: pip install -e '.[bench]' (make test does)")
+        log(f"installing {missing}: the project's bench extra")
+        subprocess.run([PYTHON, "-m", "pip", "install", "-q", "-e", f"{REPO}[bench]"], check=True)
         importlib.invalidate_caches()
     if shutil.which(loadgen_name) is None:
         if not install:
-            raise SystemExit(f"{loadgen_name} is not installed: apt-get install {loadgen_name}")
+            raise SystemExit(f"{loadgen_name} is missing: apt-get install {loadgen_name} (make tools does)")
         log(f"installing {loadgen_name} (Debian)")
         sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -201,8 +199,8 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
             log(f"round {i}: starting {name}")
             server = procs.start(specs[name], run_dir / "logs" / f"round{i}")
             running[name] = server
-            server.wait_ready()
-            info = {"startup_seconds": round(server.startup_seconds, 3), "memory_ready": server.memory()}
+            startup_seconds = server.wait_ready()
+            info = {"startup_seconds": round(startup_seconds, 3), "memory_ready": server.memory()}
             mine = bodies[specs[name].request]
             if i == 1:
                 info["mse_batch32"] = check_same_model(server, mine[32])

@@ -13,12 +13,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
-INPUT_LENGTH = 140
+# The repository's root: the bundled models and the ECG5000 copy live below it, and both
+# the server's and the training job's defaults point there.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL_DIR = REPO_ROOT / "saved_models"
+SCHEMA_VERSION: Final = 1
+INPUT_LENGTH: Final = 140
 METADATA_FILE = "metadata.json"
 REPORT_DIR = "report"
 SIGNATURE_NAME = "serving_default"

@@ -42,7 +42,7 @@ class DataPlane:
         predictor = self.loader.predictor(wait_seconds=self.settings.ready_wait_seconds)
         scores = predictor.predict(beats, threshold)
         self.metrics.observe_scores(
-            scores.mse, np.count_nonzero(scores.is_anomaly), np.count_nonzero(scores.out_of_range)
+            scores.mse, int(np.count_nonzero(scores.is_anomaly)), int(np.count_nonzero(scores.out_of_range))
         )
         return scores
 

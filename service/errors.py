@@ -189,8 +189,9 @@ def register(target: Flask | Blueprint, shape: Shape) -> None:
 
     def http_error(exc: HTTPException) -> Response:
         response = render(from_http(exc), shape)
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        allowed = getattr(exc, "valid_methods", None)  # werkzeug's MethodNotAllowed has them
+        if exc.code == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     def bug(exc: Exception) -> Response:

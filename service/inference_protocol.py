@@ -28,8 +28,8 @@ from .schemas import MAX_ABS_VALUE, Beat, StrictBool, ThresholdOverride, Value
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ("binary_tensor_data",)
 PLATFORM = "tensorflow_savedmodel"
-INPUT_DTYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
-_WIRE = {"FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
+INPUT_DTYPES: dict[str, np.dtype] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+_WIRE: dict[str, np.dtype] = {"FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 PREFIX = "ecg"
+Values = Sequence[float] | np.ndarray  # per-beat values, as a list or as numpy gives them
 LATENCY_BUCKETS_SECONDS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -119,7 +120,7 @@ class ServiceMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_scores(self, mse: Sequence[float], n_anomalies: int, n_out_of_range: int) -> None:
+    def observe_scores(self, mse: Values, n_anomalies: int, n_out_of_range: int) -> None:
         n = len(mse)
         self.batch_size.observe(n)
         self.beats_scored.inc(n)
@@ -130,7 +131,7 @@ class ServiceMetrics:
         observe_many(self.mse, mse)
 
 
-def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+def observe_many(histogram: Histogram, values: Values) -> None:
     """``histogram.observe(v)`` for every value, with one update per bucket, not per value.
 
     prometheus-client has no bulk observe, and one call per beat cost ~0.7 ms for a batch

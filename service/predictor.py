@@ -132,7 +132,7 @@ class Predictor:
             raise ValueError(f"beats must have shape (n, {INPUT_LENGTH}), got {beats.shape}")
         limit = self.threshold if threshold is None else threshold
         out = self._scorer(beats)
-        out_of_range = ((beats < self._low) | (beats > self._high)).any(axis=1)
+        out_of_range = np.any((beats < self._low) | (beats > self._high), axis=1)
         return Scores(
             mse=out.mse,
             is_anomaly=out.mse > limit,

@@ -54,7 +54,7 @@ def init_app(app: Flask, metrics: ServiceMetrics) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]  # real, undeclared
         elapsed = time.perf_counter() - ctx.get("started", time.perf_counter())
         route = req.url_rule.rule if req.url_rule else "unmatched"
         status = response.status_code

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .artifact import BUNDLED_MODEL_DIR
 
 
 class Settings(BaseSettings):
@@ -18,7 +18,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ECG_", extra="ignore", protected_namespaces=())
 
-    model_dir: Path = Field(REPO_ROOT / "saved_models", description="Folder holding <model-name>/<version>/.")
+    model_dir: Path = Field(BUNDLED_MODEL_DIR, description="Folder holding <model-name>/<version>/.")
     model_name: str = Field("ecg-autoencoder", description="Model to serve.")
     model_version: int | None = Field(None, ge=1, description="Version to serve; unset serves the newest.")
     bind: str = Field("127.0.0.1:8000", description="gunicorn listen address (host:port).")

@@ -7,24 +7,27 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
 import requests
 
+from benchmarks.common import free_port
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parent.parent
-BUNDLED_MODELS = REPO / "saved_models"
+from service.artifact import BUNDLED_MODEL_DIR as BUNDLED_MODELS
+from service.artifact import REPO_ROOT as REPO
+
 BUNDLED_NAME = "ecg-autoencoder"
-TINY = {
+TINY: dict[str, Any] = {
     "hidden_layers": [32],
     "latent_size": 4,
     "epochs": 4,
@@ -99,12 +102,6 @@ def client(app):
     return app.test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -173,7 +170,7 @@ def publish_version(models: Path, version: int, metadata: str | None = None) -> 
     return staging.rename(models / BUNDLED_NAME / str(version))
 
 
-def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, workers: int = 2, **env) -> Server:
+def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, *, workers: int = 2, **env: str) -> Server:
     """The server as the README starts it (``python -m service -c gunicorn.conf.py``). No
     shutdown delay unless a test asks for one: nothing balances load in front of it."""
     port = free_port()
@@ -228,11 +225,17 @@ def beats_of(pool, indices, cls: int | None = None) -> np.ndarray:
     return pool.beats[idx]
 
 
-def require_tool(name: str) -> str:
-    """The path of an external tool; CI installs them, so only a developer machine skips."""
-    path = shutil.which(name)
+def missing(what: str, how: str) -> NoReturn:
+    """A test's tool is absent. CI installs every tool (``make tools``, the venv's extras),
+    so there it fails; on a developer machine it skips, saying what to install."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not installed ({how}); .ci/run should have installed it")
+    pytest.skip(f"{what} is not installed ({how})")
+
+
+def require_tool(name: str, how: str = "make tools installs it") -> str:
+    """The path of a command-line tool, from PATH or beside this interpreter (a venv's bin)."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed; .ci/run should have installed it")
-        pytest.skip(f"{name} is not installed (make test installs it)")
+        missing(name, how)
     return path

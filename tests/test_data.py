@@ -7,6 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
+from service.artifact import NORMAL_CLASS
 from training.config import TrainingConfig
 from training.data import (
     DATA_DIR,
@@ -91,7 +92,7 @@ def test_abnormal_fraction_mixes_that_share_into_training(pool, fraction):
     split = stratified_split(pool.classes, 0.2, 0.2, seed=0)
     rows = training_rows(pool.classes, split.train, fraction, seed=0)
     assert set(rows) <= set(split.train)
-    assert abs((pool.classes[rows] != 1).mean() - fraction) < 0.002
+    assert abs((pool.classes[rows] != NORMAL_CLASS).mean() - fraction) < 0.002
 
 
 def test_the_scaler_never_sees_validation_or_test_rows(pool):

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -23,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO, require_tool
+
 DOCKERFILE = REPO / "Dockerfile"
 LOCAL_PROMETHEUS_DOCKERFILE = REPO / "deploy" / "local" / "prometheus.Dockerfile"
 LOCK = REPO / "requirements" / "serving.lock"
@@ -58,13 +57,7 @@ ALERT_NAMES = {
 
 
 def tool(name: str, package: str) -> str:
-    """Path of a command-line tool, from PATH or beside this interpreter (a venv's bin)."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        if os.environ.get("CI"):  # CI installs every tool (make deploy-tools): never skip there
-            pytest.fail(f"{name} is not installed ({package}); make deploy-tools installs it")
-        pytest.skip(f"{name} is not installed (install {package})")
-    return found
+    return require_tool(name, f"{package}; make tools installs it")
 
 
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -193,7 +186,8 @@ def test_alerts_are_the_documented_ones_with_severity_and_summary():
 
 
 def test_every_alert_has_a_firing_and_a_silent_unit_test():
-    firing, silent = set(), set()
+    firing: set[str] = set()
+    silent: set[str] = set()
     for group in load_yaml(ALERT_TESTS)["tests"]:
         for case in group["alert_rule_test"]:
             (firing if case.get("exp_alerts") else silent).add(case["alertname"])

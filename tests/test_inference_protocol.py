@@ -48,14 +48,15 @@ def decode(response) -> dict[str, np.ndarray]:
     length = response.headers.get(HEADER)
     head = json.loads(response.data[: int(length)] if length else response.data)
     tail = memoryview(response.data)[int(length) :] if length else memoryview(b"")
-    arrays, offset = {}, 0
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
     for out in head["outputs"]:
         dtype = np.float32 if out["datatype"] == "FP32" else np.bool_
         if "data" in out:
             arrays[out["name"]] = np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
         else:
             size = out["parameters"]["binary_data_size"]
-            chunk = np.frombuffer(tail[offset : offset + size], dtype=dtype)
+            chunk: np.ndarray = np.frombuffer(tail[offset : offset + size], dtype=dtype)
             arrays[out["name"]] = chunk.reshape(out["shape"])
             offset += size
     assert offset == len(tail), "every binary byte belongs to an output"
@@ -321,6 +322,7 @@ def test_the_codec_is_plain_numpy_without_a_server(app, pool):
     np.testing.assert_array_equal(request.beats, pool.beats[:3].astype(np.float32))
     predictor = app.extensions["ecg"].loader.predictor()
     content, header_length = encode_infer_response(predictor.predict(request.beats), request, "tiny", 1)
+    assert header_length is not None  # binary outputs follow the JSON header
     head = json.loads(content[:header_length])
     assert sum(o["parameters"]["binary_data_size"] for o in head["outputs"]) == len(content) - header_length
     with pytest.raises(InvalidInput):

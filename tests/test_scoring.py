@@ -69,7 +69,7 @@ def test_a_fresh_worker_runs_tensorflows_plain_kernels_unless_asked_and_scores_t
     import subprocess
     import sys
 
-    from service.settings import REPO_ROOT
+    from service.artifact import REPO_ROOT
 
     script = (
         "import json, sys, numpy as np\n"

@@ -269,7 +269,7 @@ def test_a_real_prometheus_scrapes_the_request_count(server, tmp_path):
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115
+        stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115  (owned by the process)
     )
     try:
         route = r'ecg_http_requests_total\{method="POST",route="/predict",status="200"\}'
@@ -334,8 +334,13 @@ def test_clients_that_stall_or_trickle_mid_request_do_not_hold_the_workers(tmp_p
     ECG_REQUEST_TIMEOUT_SECONDS. The log says so in a line each, without a traceback."""
     import socket
 
-    deadlines = {"ECG_CLIENT_TIMEOUT_SECONDS": "1", "ECG_REQUEST_TIMEOUT_SECONDS": "3"}
-    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, **deadlines)
+    srv = start_gunicorn(
+        tmp_path,
+        BUNDLED_MODELS,
+        BUNDLED_NAME,
+        ECG_CLIENT_TIMEOUT_SECONDS="1",
+        ECG_REQUEST_TIMEOUT_SECONDS="3",
+    )
     try:
         srv.wait_ready()
         port = int(srv.url.rsplit(":", 1)[1])

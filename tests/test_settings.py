@@ -42,7 +42,7 @@ def test_the_gunicorn_master_imports_neither_tensorflow_nor_prometheus_client():
     import subprocess
     import sys
 
-    from service.settings import REPO_ROOT
+    from service.artifact import REPO_ROOT
 
     check = (
         "import runpy, sys; runpy.run_path('gunicorn.conf.py');"

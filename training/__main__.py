@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from .config import TrainingConfig, load_toml
+from .config import Activation, Optimizer, Regularizer, TrainingConfig, load_toml
 
 _FIELDS = TrainingConfig.model_fields
 
@@ -39,14 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, help=_help("test_fraction"))
     p.add_argument("--hidden-layers", type=int, nargs="+", help=_help("hidden_layers"))
     p.add_argument("--latent-size", type=int, help=_help("latent_size"))
-    p.add_argument("--activation", help=_help("activation"))
+    p.add_argument("--activation", choices=get_args(Activation), help=_help("activation"))
     p.add_argument(
         "--optimizer",
-        choices=["adam", "adamax", "adadelta", "rmsprop", "momentum", "sgd"],
+        choices=get_args(Optimizer),
         help=_help("optimizer"),
     )
     p.add_argument("--learning-rate", type=float, help=_help("learning_rate"))
-    p.add_argument("--regularizer", choices=["none", "l1", "l2", "l1l2"], help=_help("regularizer"))
+    p.add_argument("--regularizer", choices=get_args(Regularizer), help=_help("regularizer"))
     p.add_argument("--regularization-rate", type=float, help=_help("regularization_rate"))
     p.add_argument("--epochs", type=int, help=_help("epochs"))
     p.add_argument("--batch-size", type=int, help=_help("batch_size"))

@@ -8,13 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.artifact import validate_model_name
+from service.artifact import BUNDLED_MODEL_DIR, validate_model_name
 
 from .data import DATA_DIR, DEFAULT_FILES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 Optimizer = Literal["adam", "adamax", "adadelta", "rmsprop", "momentum", "sgd"]
 Regularizer = Literal["none", "l1", "l2", "l1l2"]
+Activation = Literal["relu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish"]
 THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination")
 
 
@@ -61,7 +61,7 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     model_name: str = "ecg-autoencoder"
-    output_dir: Path = REPO_ROOT / "saved_models"
+    output_dir: Path = BUNDLED_MODEL_DIR
     version: int | None = Field(None, ge=1, description="default: one past the newest")
     data_files: list[Path] = Field(default_factory=lambda: [DATA_DIR / f for f in DEFAULT_FILES])
     seed: int = 42
@@ -69,7 +69,7 @@ class TrainingConfig(BaseModel):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     hidden_layers: list[int] = Field(default_factory=lambda: [128, 64])
     latent_size: int = Field(8, ge=1)
-    activation: Literal["relu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish"] = "relu"
+    activation: Activation = "relu"
     optimizer: Optimizer = "adam"
     learning_rate: float = Field(1e-3, gt=0)
     regularizer: Regularizer = "l2"

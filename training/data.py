@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from service.artifact import ABNORMAL_CLASSES, INPUT_LENGTH, NORMAL_CLASS, Scaler
+from service.artifact import ABNORMAL_CLASSES, INPUT_LENGTH, NORMAL_CLASS, REPO_ROOT, Scaler
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = REPO_ROOT / "data"
 DEFAULT_FILES = ("ECG5000_TRAIN.tsv.gz", "ECG5000_TEST.tsv.gz")
 KNOWN_CLASSES = (NORMAL_CLASS, *ABNORMAL_CLASSES)
 

@@ -13,13 +13,18 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from service.artifact import ABNORMAL_CLASSES, ConfusionMatrix, TestMetrics
+from service.artifact import ABNORMAL_CLASSES, NORMAL_CLASS, ConfusionMatrix, TestMetrics
+
+
+def abnormal(classes: np.ndarray) -> np.ndarray:
+    """The binary labels every metric here uses: 1 for an abnormal beat (class 2-5)."""
+    return (classes != NORMAL_CLASS).astype(int)
 
 
 def evaluate(scores: np.ndarray, classes: np.ndarray, threshold: float) -> TestMetrics:
     """Abnormal beats (class 2-5) are the positive class; a beat is flagged when its
     score is strictly above ``threshold``."""
-    labels = (classes != 1).astype(int)
+    labels = abnormal(classes)
     flagged = (scores > threshold).astype(int)
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, flagged, labels=[0, 1]).ravel())
     recall_by_class = {
@@ -42,7 +47,7 @@ def evaluate(scores: np.ndarray, classes: np.ndarray, threshold: float) -> TestM
 
 
 def ranking_metrics(scores: np.ndarray, classes: np.ndarray) -> dict[str, float]:
-    labels = (classes != 1).astype(int)
+    labels = abnormal(classes)
     return {
         "roc_auc": float(roc_auc_score(labels, scores)),
         "average_precision": float(average_precision_score(labels, scores)),

@@ -14,6 +14,8 @@ from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
 from service.artifact import Metadata
 
+from .evaluate import abnormal
+
 
 def _save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
@@ -23,7 +25,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 def write_report(folder: Path, metadata: Metadata, test_scores: np.ndarray, test_classes: np.ndarray) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    labels = (test_classes != 1).astype(int)
+    labels = abnormal(test_classes)
     threshold = metadata.threshold.value
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -47,7 +49,7 @@ def write_report(folder: Path, metadata: Metadata, test_scores: np.ndarray, test
     fig, ax = plt.subplots(figsize=(7, 4))
     positive = test_scores[test_scores > 0]
     low = positive.min() if positive.size else 1e-6
-    bins = np.geomspace(low, max(test_scores.max(), threshold * 1.01), 60)
+    bins = np.geomspace(low, max(test_scores.max(), threshold * 1.01), 60).tolist()
     ax.hist(test_scores[labels == 0], bins=bins, alpha=0.6, label="normal (class 1)")
     ax.hist(test_scores[labels == 1], bins=bins, alpha=0.6, label="abnormal (classes 2-5)")
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.4g}")

@@ -8,6 +8,8 @@ same beats under the strict rule and generalises better than sitting on a data p
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -48,17 +50,18 @@ def choose(
     ``percentile`` and ``mean-std`` read the training errors, ``contamination`` the
     validation errors as an unlabelled stream with a known anomaly ratio."""
     p = spec.parameter
+    on: Literal["train", "validation"]
     match spec.strategy:
         case "best-f1":
             value, on = best_f1(validation_errors, validation_labels), "validation"
         case "best-accuracy":
             value, on = best_accuracy(validation_errors, validation_labels), "validation"
-        case "percentile":
+        case "percentile" if p is not None:
             value, on = float(np.percentile(train_errors, p)), "train"
-        case "mean-std":
+        case "mean-std" if p is not None:
             value, on = float(train_errors.mean() + p * train_errors.std()), "train"
-        case "contamination":
+        case "contamination" if p is not None:
             value, on = float(np.quantile(validation_errors, 1.0 - p)), "validation"
-        case _:  # ThresholdSpec.parse already refused anything else
-            raise ValueError(f"unknown threshold strategy {spec.strategy!r}")
+        case _:  # ThresholdSpec.parse already refused anything else, and a missing parameter
+            raise ValueError(f"unknown threshold strategy {spec.strategy!r} (parameter {p!r})")
     return Threshold(value=value, strategy=spec.strategy, parameter=p, chosen_on=on)

@@ -46,7 +46,7 @@ class EcgAutoencoder:
         out = self.fn(beats=beats)
         mse = out["mse"].numpy()
         point_errors = out["point_errors"].numpy()
-        out_of_range = ((beats < self.low) | (beats > self.high)).any(axis=1)
+        out_of_range = np.any((beats < self.low) | (beats > self.high), axis=1)
         return {
             "model_name": self.meta["model_name"],
             "model_version": self.meta["version"],

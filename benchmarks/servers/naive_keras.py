@@ -80,7 +80,7 @@ def predict():
     data = request.get_json()
     beats = np.array(data["beats"], dtype=np.float32)
     mse, point_errors = _score(beats)
-    out_of_range = ((beats < LOW) | (beats > HIGH)).any(axis=1)
+    out_of_range = np.any((beats < LOW) | (beats > HIGH), axis=1)
     return jsonify(
         {
             "model_name": META.model_name,
