@@ -173,6 +173,34 @@ class Load:
         return counts
 
 
+class ReadinessPoll:
+    """A thread asking ``/readyz`` every ``every`` seconds while it runs, recording (when
+    asked, its status or "no answer"). The tests use it too."""
+
+    def __init__(self, server, every: float = 0.02) -> None:
+        self.server, self.every = server, every
+        self.answers: list[tuple[float, int | str]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._done.is_set():
+            at = time.monotonic()
+            try:
+                self.answers.append((at, requests.get(f"{self.server.url}/readyz", timeout=60).status_code))
+            except requests.RequestException:
+                self.answers.append((at, "no answer"))
+            time.sleep(self.every)
+
+    def __enter__(self) -> ReadinessPoll:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(90)
+
+
 def refused(exc: object) -> bool:
     """Whether a requests error was a refused connection, however deep urllib3 wrapped it."""
     for _ in range(10):
@@ -216,30 +244,15 @@ def kill_one(server: Server) -> dict[str, int | float]:
 
 
 def shut_down(server: Server) -> dict:
-    readiness: list[tuple[float, int | str]] = []
-    done = threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            at = time.monotonic()
-            try:
-                readiness.append((at, requests.get(f"{server.url}/readyz", timeout=60).status_code))
-            except requests.RequestException:
-                readiness.append((at, "no answer"))
-            time.sleep(0.02)
-
     with Load(server) as load:
         load.wait_for(20)
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        signalled = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        code = server.process.wait(120)
-        exited = time.monotonic()
-        time.sleep(0.5)
-    done.set()
-    poller.join(60)
-    first_503 = min((at for at, s in readiness if s == 503 and at >= signalled), default=None)
+        with ReadinessPoll(server) as readiness:
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            code = server.process.wait(120)
+            exited = time.monotonic()
+            time.sleep(0.5)
+    first_503 = min((at for at, s in readiness.answers if s == 503 and at >= signalled), default=None)
     refused = min((at for at, o in load.outcomes if o == "refused"), default=None)
     return {
         "counts": load.counts(),

@@ -46,7 +46,7 @@ def pool():
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, pool):
+def tiny_run(tmp_path_factory):
     """A real training run of a tiny network, exported as version 1 of ``tiny``."""
     from training.config import TrainingConfig
     from training.pipeline import run
@@ -192,6 +192,7 @@ def start_gunicorn(tmp: Path, model_dir: Path, model_name: str, *, workers: int 
         env=environ,
         stdout=open(log_path, "wb"),  # noqa: SIM115  (owned by the process)
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # a process group of its own, as under a supervisor
     )
     return Server(f"http://127.0.0.1:{port}", process, log_path, multiproc)
 

@@ -16,14 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import REPO, missing, require_tool
 
 SERVERS = {"floor", "ours", "ours_onnx", "ours_v2", "ours_onnx_v2", "naive", "bentoml"}
 
 
-@pytest.mark.slow
 def test_benchmark_runs_on_a_tiny_setting(tmp_path: Path) -> None:
     require_tool("hey")
     for module in ("bentoml", "tf2onnx", "onnxruntime"):

@@ -9,14 +9,13 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from benchmarks.lifecycle import Load
+from benchmarks.lifecycle import Load, ReadinessPoll
 from service.arbiter import refuse_new_connections
 from service.lifecycle import Phase, ServerState
 
@@ -29,29 +28,15 @@ def test_sigterm_under_load_readiness_turns_503_then_every_accepted_request_is_a
     connection is reset, none gets a 5xx, a client that comes after the close is refused,
     and the server exits 0."""
     srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_SHUTDOWN_DELAY_SECONDS="2")
-    readiness: list[tuple[float, int | str]] = []
-    stop = threading.Event()
-
-    def poll_readiness() -> None:
-        while not stop.is_set():
-            at = time.monotonic()
-            try:
-                readiness.append((at, requests.get(f"{srv.url}/readyz", timeout=60).status_code))
-            except requests.ConnectionError:
-                readiness.append((at, "no answer"))
-            time.sleep(0.05)
-
     try:
         srv.wait_ready()
-        poller = threading.Thread(target=poll_readiness, daemon=True)
         with Load(srv) as load:
             load.wait_for(100)
-            poller.start()
-            srv.process.send_signal(signal.SIGTERM)
-            exit_code = srv.process.wait(90)
-            time.sleep(0.5)  # clients now find nothing listening
-        stop.set()
-        poller.join(90)
+            with ReadinessPoll(srv, every=0.05) as poll:
+                srv.process.send_signal(signal.SIGTERM)
+                exit_code = srv.process.wait(90)
+                time.sleep(0.5)  # clients now find nothing listening
+        readiness = poll.answers
     finally:
         srv.stop()
     counts = load.count()
@@ -68,6 +53,29 @@ def test_sigterm_under_load_readiness_turns_503_then_every_accepted_request_is_a
     assert 200 not in after, "once shutting down, readiness never turns 200 again"
     assert "draining: readiness answers 503" in srv.log() and "closing: new connections refused" in srv.log()
     assert "Traceback" not in srv.log()
+
+
+def test_sigterm_to_the_whole_process_group_drains_as_sigterm_to_the_master_does(tmp_path, busy_core):
+    """``timeout`` and systemd's default KillMode send SIGTERM to the whole process
+    group at once, so the workers get it before the master's drain has begun. They
+    serve on through the delay, nothing is respawned, no connection is reset, and the
+    server exits 0."""
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_SHUTDOWN_DELAY_SECONDS="2")
+    try:
+        srv.wait_ready()
+        booted = srv.log().count("Booting worker")
+        with Load(srv) as load:
+            load.wait_for(100)
+            os.killpg(srv.process.pid, signal.SIGTERM)
+            exit_code = srv.process.wait(90)
+            time.sleep(0.5)  # clients now find nothing listening
+    finally:
+        srv.stop()
+    counts = load.count()
+    assert exit_code == 0, srv.log()[-2000:]
+    assert set(counts) <= {200, "refused"}, counts
+    assert srv.log().count("Booting worker") == booted, "a worker was respawned during the drain"
+    assert "draining: readiness answers 503" in srv.log()
 
 
 def test_two_sighups_under_load_on_a_busy_machine_answer_every_request_200(tmp_path, busy_core):

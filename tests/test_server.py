@@ -353,29 +353,19 @@ def test_clients_that_stall_or_trickle_mid_request_do_not_hold_the_workers(tmp_p
         assert requests.get(f"{srv.url}/livez", timeout=25).status_code == 200
         assert time.monotonic() - started < 20, "stalled clients held the workers"  # not for 30 s
 
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            s.sendall(
-                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b'Content-Length: 1000\r\n\r\n{"beats": [['
-            )
-            reply = b""
-            while chunk := s.recv(65536):
-                reply += chunk
-        head, _, body = reply.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 408"), reply[:300]
-        assert json.loads(body)["error"]["code"] == "request_timeout"
+        def half_a_body_then_silence(framing: bytes, start: bytes) -> None:
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+                head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                s.sendall(head + framing + b"\r\n\r\n" + start)
+                reply = b""
+                while chunk := s.recv(65536):
+                    reply += chunk
+            status, _, body = reply.partition(b"\r\n\r\n")
+            assert status.startswith(b"HTTP/1.1 408"), reply[:300]
+            assert json.loads(body)["error"]["code"] == "request_timeout"
 
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:  # chunked, then silent
-            s.sendall(
-                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b'Transfer-Encoding: chunked\r\n\r\nc\r\n{"beats": [[\r\n'
-            )
-            reply = b""
-            while chunk := s.recv(65536):
-                reply += chunk
-        head, _, body = reply.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 408"), reply[:300]
-        assert json.loads(body)["error"]["code"] == "request_timeout"
+        half_a_body_then_silence(b"Content-Length: 1000", b'{"beats": [[')
+        half_a_body_then_silence(b"Transfer-Encoding: chunked", b'c\r\n{"beats": [[\r\n')
 
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:  # never silent for 1 s
             s.sendall(

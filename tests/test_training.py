@@ -91,7 +91,7 @@ def test_the_same_seed_gives_the_same_split_and_metrics(tiny_run, tmp_path):
     assert again.metadata.threshold == tiny_run.metadata.threshold
 
 
-def test_versions_increase_and_an_existing_version_is_never_overwritten(tiny_run, tmp_path):
+def test_versions_increase_and_an_existing_version_is_never_overwritten(tmp_path):
     root = tmp_path
     first = run(TrainingConfig(model_name="m", output_dir=root, **{**TINY, "epochs": 1}))
     second = run(TrainingConfig(model_name="m", output_dir=root, **{**TINY, "epochs": 1}))
@@ -115,7 +115,7 @@ def test_an_export_interrupted_midway_leaves_no_visible_version(tmp_path, monkey
     assert list((tmp_path / "m").iterdir()) == []
 
 
-def test_a_killed_export_leftover_is_invisible_to_readers(tiny_run, tmp_path):
+def test_a_killed_export_leftover_is_invisible_to_readers(tmp_path):
     """A staging folder left by a killed process is not a version."""
     base = tmp_path / "m"
     (base / ".tmp-1-abc123").mkdir(parents=True)
