@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from . import api, errors, request_log, v2_api
+from . import api, errors, explorer, request_log, v2_api
 from .artifact import open_artifact
 from .dataplane import DataPlane
 from .lifecycle import ServerState
@@ -15,6 +15,7 @@ from .loader import ModelLoader, PredictorFactory
 from .metrics import ServiceMetrics
 from .routing import EXTENSION
 from .settings import Settings
+from .test_split import TestSplitCache
 
 
 def create_app(
@@ -40,7 +41,7 @@ def create_app(
     artifact = open_artifact(settings.model_dir, settings.model_name, version)
     path, metadata = artifact.path, artifact.metadata
 
-    app = Flask("service")
+    app = Flask("service", static_folder=None)  # the explorer serves its own files, with its headers
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = ServiceMetrics(CollectorRegistry(), metadata.threshold.value)
     loader = ModelLoader(path, metadata, settings, metrics, on_failure=on_load_failure, load=load_predictor)
@@ -50,5 +51,7 @@ def create_app(
     request_log.init_app(app, metrics)
     app.register_blueprint(api.bp)
     app.register_blueprint(v2_api.bp)
+    app.register_blueprint(explorer.bp)
+    app.extensions[explorer.EXTENSION] = TestSplitCache()
     loader.start(background=load_in_background)
     return app

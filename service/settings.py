@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .artifact import BUNDLED_MODEL_DIR
+from .artifact import BUNDLED_MODEL_DIR, REPO_ROOT
 
 
 class Settings(BaseSettings):
@@ -20,6 +20,11 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(BUNDLED_MODEL_DIR, description="Folder holding <model-name>/<version>/.")
     model_name: str = Field("ecg-autoencoder", description="Model to serve.")
+    data_dir: Path = Field(
+        REPO_ROOT / "data",
+        description="Folder holding the ECG5000 files the model's split indexes (the explorer's"
+        " test split); checked against the metadata's sha256. Absent: the explorer has no test split.",
+    )
     model_version: int | None = Field(None, ge=1, description="Version to serve; unset serves the newest.")
     bind: str = Field("127.0.0.1:8000", description="gunicorn listen address (host:port).")
     workers: int = Field(2, ge=1, description="gunicorn worker processes.")
