@@ -45,7 +45,12 @@ def referenced_files(client) -> set[str]:
 
 def test_every_file_the_page_loads_is_served_with_its_type_and_headers(client):
     files = referenced_files(client)
-    assert {"/explorer/main.js", "/explorer/metrics.js", "/explorer/draw.js", "/explorer/explorer.css"} <= files
+    assert {
+        "/explorer/main.js",
+        "/explorer/metrics.js",
+        "/explorer/draw.js",
+        "/explorer/explorer.css",
+    } <= files
     types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
     for url in files:
         response = client.get(url)

@@ -220,7 +220,9 @@ def test_a_drawn_beat_is_scored(page, server, split):
     low, high = body["scaler"]["data_min"], body["scaler"]["data_max"]
     assert len(sent) == 140 and all(low <= v <= high for v in sent)
     assert np.ptp(sent) > 0.3 * (high - low)  # the stroke's shape, not a flat line
-    direct = requests.post(f"{server.url}/predict", json={"beats": [sent]}, timeout=30).json()["predictions"][0]
+    direct = requests.post(f"{server.url}/predict", json={"beats": [sent]}, timeout=30).json()["predictions"][
+        0
+    ]
     assert float(page.page.locator("#draw-result").get_attribute("data-mse")) == direct["mse"]
     page.page.locator("#clear-pad").click()
     assert page.page.locator("#draw-result").inner_text() == ""
