@@ -26,13 +26,14 @@ serve: $(VENV)/.serve
 
 # Real peers of the tests, from Debian: prometheus (and promtool) for the scrape and rule
 # tests, docker-compose to check the compose files, shellcheck for the deploy scripts, hey
-# for the benchmark (and its smoke test), haproxy to check the scaled stack's config.
+# for the benchmark (and its smoke test), haproxy to check the scaled stack's config,
+# chromium for the explorer's browser tests (driven by the dev extra's playwright).
 # Installed as root with apt-get; elsewhere the command to run is printed and the tests
 # that need a missing tool skip, saying which.
 # helm (for the chart's tests) needs no root: see `helm` below.
 tools: helm
 	@missing=; \
-	for tool in prometheus docker-compose shellcheck hey haproxy; do \
+	for tool in prometheus docker-compose shellcheck hey haproxy chromium; do \
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -144,6 +144,43 @@ def openapi_document(settings: Settings) -> dict:
                     "responses": {"200": _json("ModelInfo", "Model description."), **_errors(404)},
                 }
             },
+            "/v1/models/{name}/test-split": {
+                "get": {
+                    "summary": "The model's own test split (ECG5000 rows at its metadata's test indices),"
+                    " scored: per beat its pool row, raw values, MSE and out_of_range, grouped by true"
+                    " class 1-5. Needs the data files in ECG_DATA_DIR (checked by sha256).",
+                    "parameters": [
+                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {"description": "The scored test split.", "content": {"application/json": {}}},
+                        "404": _json(
+                            "ErrorResponse",
+                            "Unknown model name; or test_split_unavailable: the data files are absent"
+                            " or not the ones the model was trained on.",
+                        ),
+                        **_errors(503),
+                    },
+                }
+            },
+            "/v1/models/{name}/metadata": {
+                "get": {
+                    "summary": "The served version's metadata.json: the model card.",
+                    "parameters": [
+                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {"description": "The metadata.", "content": {"application/json": {}}},
+                        **_errors(404),
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The explorer: test beats, their reconstructions, the threshold, drawing.",
+                    "responses": {"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics, aggregated over all workers.",
