@@ -227,3 +227,33 @@ def test_a_drawn_beat_is_scored(page, server, split):
     page.page.locator("#clear-pad").click()
     assert page.page.locator("#draw-result").inner_text() == ""
     assert errors_of(page) == []
+
+
+def test_without_the_data_files_the_page_says_so_and_drawing_still_works(browser, tmp_path):
+    """The serving image ships no data/ (README, The explorer): the split is a 404, the
+    page says why, and the model card and the drawing pad still work."""
+    from .conftest import BUNDLED_MODELS, BUNDLED_NAME, start_gunicorn
+
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, workers=1, ECG_DATA_DIR=str(tmp_path))
+    try:
+        srv.wait_ready(workers=1)
+        p = Page(browser, srv.url)
+        assert "test split is not available" in p.page.locator("#status").inner_text()
+        assert "test_split_unavailable" in p.page.locator("#status").inner_text()
+        assert p.page.locator("#gallery-section").is_hidden()
+        assert "ecg-autoencoder version 1" in p.page.locator("#card").inner_text()
+        # the one console error is the browser's own line about the 404
+        assert [m for m in errors_of(p) if "404" not in m] == []
+        box = p.page.locator("#pad").bounding_box()
+        assert box is not None
+        p.page.mouse.move(box["x"] + 5, box["y"] + 20)
+        p.page.mouse.down()
+        p.page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 20, steps=8)
+        p.page.mouse.up()
+        p.page.wait_for_selector("#draw-result[data-mse]", timeout=30_000)
+        p.shot("no-data")
+        sent = p.predict_bodies[-1]["beats"][0]
+        assert len(sent) == 140 and sent[0] > sent[-1]  # drawn from top left to bottom right
+        p.page.close()
+    finally:
+        srv.stop()
