@@ -257,3 +257,24 @@ def test_without_the_data_files_the_page_says_so_and_drawing_still_works(browser
         p.page.close()
     finally:
         srv.stop()
+
+
+def test_the_gallery_is_one_tab_stop_and_keyboard_operable(page, server, split):
+    page.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    page.page.locator("#verdict-filter").focus()
+    page.page.keyboard.press("Tab")  # past the count into the gallery: its first beat
+    _, beats = split
+    first = page.page.evaluate("document.activeElement.dataset.row")
+    assert first == str(beats[0][1]["row"])
+    page.page.keyboard.press("ArrowRight")
+    second = page.page.evaluate("document.activeElement.dataset.row")
+    assert second == str(beats[1][1]["row"])
+    page.page.keyboard.press("Enter")
+    page.page.wait_for_selector("#verdict-value", timeout=30_000)
+    assert page.predict_bodies[-1]["beats"] == [beats[1][1]["values"]]
+    page.page.keyboard.press("Tab")  # one Tab leaves the 1000 beats
+    assert page.page.evaluate("document.activeElement.id") == "clear-pad"
+    # the class filter narrows the gallery to one class
+    page.page.locator("#class-filter").select_option("3")
+    assert page.page.locator("#gallery button.beat").count() == sum(c == 3 for c, _ in beats)
+    assert errors_of(page) == []

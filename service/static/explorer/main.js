@@ -152,6 +152,7 @@ function renderGallery() {
       const li = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
+      button.tabIndex = -1;
       button.className = b.mse > state.threshold ? "beat flagged" : "beat passed";
       button.dataset.row = b.row;
       button.dataset.cls = group.class;
@@ -167,6 +168,24 @@ function renderGallery() {
     shown += beats.length;
   }
   $("gallery-count").textContent = `${shown} beats shown`;
+  const first = gallery.querySelector("button.beat");
+  if (first) first.tabIndex = 0; // one tab stop for the whole gallery; arrows move inside it
+}
+
+// Roving focus: Tab enters and leaves the gallery in one step; arrow keys, Home and End
+// move between beats (up and down by a row), Enter or Space chooses one.
+function galleryKeys(e) {
+  const buttons = [...$("gallery").querySelectorAll("button.beat")];
+  const at = buttons.indexOf(document.activeElement);
+  if (at < 0) return;
+  const perRow = Math.max(1, Math.round($("gallery").clientWidth / (buttons[0].offsetWidth + 4)));
+  const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: perRow, ArrowUp: -perRow, Home: -at, End: buttons.length };
+  if (!(e.key in moves)) return;
+  e.preventDefault();
+  const to = Math.min(buttons.length - 1, Math.max(0, at + moves[e.key]));
+  buttons[at].tabIndex = -1;
+  buttons[to].tabIndex = 0;
+  buttons[to].focus();
 }
 
 async function select(beat) {
@@ -342,6 +361,7 @@ async function start() {
   state.logLo = Math.floor(Math.min(...logs) * 10) / 10;
   state.logHi = Math.ceil(Math.max(...logs) * 10) / 10;
   $("class-filter").addEventListener("change", renderGallery);
+  $("gallery").addEventListener("keydown", galleryKeys);
   $("verdict-filter").addEventListener("change", renderGallery);
   $("threshold-slider").addEventListener("input", (e) => setThreshold(sliderToThreshold(Number(e.target.value)), "slider"));
   $("threshold-number").addEventListener("change", (e) => setThreshold(Number(e.target.value), "number"));
