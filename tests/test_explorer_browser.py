@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -273,8 +274,29 @@ def test_the_gallery_is_one_tab_stop_and_keyboard_operable(page, server, split):
     page.page.wait_for_selector("#verdict-value", timeout=30_000)
     assert page.predict_bodies[-1]["beats"] == [beats[1][1]["values"]]
     page.page.keyboard.press("Tab")  # one Tab leaves the 1000 beats
-    assert page.page.evaluate("document.activeElement.id") == "clear-pad"
+    assert page.page.evaluate("document.activeElement.id") == "pad"  # the drawing area
     # the class filter narrows the gallery to one class
     page.page.locator("#class-filter").select_option("3")
     assert page.page.locator("#gallery button.beat").count() == sum(c == 3 for c, _ in beats)
+    assert errors_of(page) == []
+
+
+def test_a_beat_drawn_with_the_keyboard_is_scored(page, split):
+    page.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    body, _ = split
+    low, high = body["scaler"]["data_min"], body["scaler"]["data_max"]
+    page.page.locator("#pad").focus()
+    for _ in range(2):
+        page.page.keyboard.press("Shift+ArrowRight")  # cursor to sample 20
+    for _ in range(3):
+        page.page.keyboard.press("Shift+ArrowUp")  # +10% of the range each
+    page.page.keyboard.press("ArrowDown")  # -2%
+    want = 0.28 * (high - low)  # from a flat line at 0
+    deadline = time.monotonic() + 30
+    while not (page.predict_bodies and page.predict_bodies[-1]["beats"][0][20] == pytest.approx(want)):
+        assert time.monotonic() < deadline, page.predict_bodies[-1:]
+        page.page.wait_for_timeout(100)  # scoring is debounced while keys are pressed
+    sent = page.predict_bodies[-1]["beats"][0]
+    assert len(sent) == 140 and sent[:20] == [0.0] * 20 and sent[21:] == [0.0] * 119
+    page.page.wait_for_selector("#draw-result[data-mse]", timeout=30_000)
     assert errors_of(page) == []

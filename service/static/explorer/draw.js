@@ -33,6 +33,9 @@ export class BeatPad {
     this.onChange = onChange;
     this.samples = new Array(LENGTH).fill(null);
     this.last = null;
+    this.cursor = null; // keyboard drawing: the sample the arrow keys change
+    canvas.addEventListener("keydown", (e) => this.key(e));
+    canvas.addEventListener("blur", () => { this.cursor = null; this.render(); });
     canvas.addEventListener("pointerdown", (e) => this.down(e));
     canvas.addEventListener("pointermove", (e) => this.move(e));
     canvas.addEventListener("pointerup", (e) => this.up(e));
@@ -77,6 +80,27 @@ export class BeatPad {
     this.last = null;
   }
 
+  // Keyboard drawing: Left and Right move the cursor a sample (with Shift, ten), Up and
+  // Down raise or lower the value under it by 2% of the range (with Shift, 10%), so the
+  // first key press starts from a flat line at zero.
+  key(e) {
+    const moves = { ArrowLeft: -1, ArrowRight: 1 }, lifts = { ArrowUp: 1, ArrowDown: -1 };
+    if (!(e.key in moves) && !(e.key in lifts)) return;
+    e.preventDefault();
+    if (this.cursor === null) this.cursor = 0;
+    const filled = fillGaps(this.samples) || new Array(LENGTH).fill(Math.min(this.high, Math.max(this.low, 0)));
+    if (e.key in moves) {
+      this.cursor = Math.min(LENGTH - 1, Math.max(0, this.cursor + moves[e.key] * (e.shiftKey ? 10 : 1)));
+      this.render();
+      return;
+    }
+    const step = (this.high - this.low) * (e.shiftKey ? 0.1 : 0.02) * lifts[e.key];
+    filled[this.cursor] = Math.min(this.high, Math.max(this.low, filled[this.cursor] + step));
+    this.samples = filled;
+    this.render();
+    this.onChange(fillGaps(this.samples));
+  }
+
   clear() {
     this.samples.fill(null);
     this.last = null;
@@ -92,6 +116,11 @@ export class BeatPad {
     ctx.lineWidth = 1;
     const zero = (this.high / (this.high - this.low)) * height;
     ctx.beginPath(); ctx.moveTo(0, zero); ctx.lineTo(width, zero); ctx.stroke();
+    if (this.cursor !== null) {
+      const cx = (this.cursor / (LENGTH - 1)) * width;
+      ctx.strokeStyle = "#e67e22";
+      ctx.beginPath(); ctx.moveTo(cx, 0); ctx.lineTo(cx, height); ctx.stroke();
+    }
     const filled = fillGaps(this.samples);
     if (!filled) return;
     ctx.strokeStyle = "#1f5fbf";
