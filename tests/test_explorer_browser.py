@@ -98,25 +98,39 @@ def test_the_page_loads_clean_and_only_from_its_own_origin(page, server):
     assert "1000 test beats" in page.page.locator("#status").inner_text()
 
 
-@pytest.mark.parametrize("cls", [1, 2])
-def test_a_chosen_beat_shows_the_verdict_predict_gives(page, server, split, cls):
+def pick(split, kind: str) -> tuple[int, dict]:
+    """A test beat nearest the model's threshold on the side ``kind`` names: a normal beat
+    not flagged, an abnormal one flagged, a normal one flagged, an abnormal one missed."""
+    body, beats = split
+    t = body["threshold"]
+    wanted = {
+        "normal": lambda c, b: c == 1 and b["mse"] <= t,
+        "abnormal": lambda c, b: c != 1 and b["mse"] > t,
+        "false-positive": lambda c, b: c == 1 and b["mse"] > t,
+        "false-negative": lambda c, b: c != 1 and b["mse"] <= t,
+    }[kind]
+    return min(((c, b) for c, b in beats if wanted(c, b)), key=lambda cb: abs(cb[1]["mse"] - t))
+
+
+@pytest.mark.parametrize("kind", ["normal", "abnormal", "false-positive", "false-negative"])
+def test_a_chosen_beat_shows_the_verdict_predict_gives(page, server, split, kind):
     page.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
-    _, beats = split
-    beat = next(b for c, b in beats if c == cls)
+    cls, beat = pick(split, kind)
     page.page.locator(f'#gallery button[data-row="{beat["row"]}"]').click()
     page.page.wait_for_selector("#verdict-value", timeout=30_000)
-    page.shot(f"beat-class-{cls}")
+    page.shot(f"beat-{kind}")
     direct = requests.post(
         f"{server.url}/predict", json={"beats": [beat["values"]], "return_reconstruction": True}, timeout=30
     ).json()["predictions"][0]
+    assert direct["is_anomaly"] == (kind in ("abnormal", "false-positive"))
     verdict = page.page.locator("#verdict-value").inner_text()
     assert verdict == ("abnormal (flagged)" if direct["is_anomaly"] else "normal (not flagged)")
     assert float(page.page.locator("#verdict").get_attribute("data-mse")) == direct["mse"]
     assert page.page.locator("#class-value").inner_text().startswith(f"class {cls}")
-    # the bundled model gets these two right; the red/green shading follows the verdict
-    assert direct["is_anomaly"] == (cls != 1)
+    assert page.page.locator("#oor-value").inner_text().startswith("yes" if direct["out_of_range"] else "no")
+    # the red/green shading follows the verdict, not the true class
     shading = page.page.locator("#beat-plot g.err").get_attribute("class")
-    assert shading == ("err flagged" if cls != 1 else "err passed")
+    assert shading == ("err flagged" if direct["is_anomaly"] else "err passed")
     assert page.predict_bodies[-1] == {"beats": [beat["values"]], "return_reconstruction": True}
     assert errors_of(page) == []
 
