@@ -181,13 +181,22 @@ def shown_metrics(p: Page) -> dict[str, float]:
     return {n: float(p.page.locator(f"#metric-{n}").get_attribute("data-value")) for n in METRICS}
 
 
-def test_moving_the_threshold_recomputes_the_metrics(page, split):
+def test_moving_the_threshold_recomputes_the_metrics(page, split, bundled_metadata):
     page.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
     body, beats = split
     scores = np.array([b["mse"] for _, b in beats])
     y = np.array([int(c != 1) for c, _ in beats])
-    model = {k: v for k, v in sklearn_metrics(y, scores, body["threshold"]).items() if k in METRICS}
+    at_model = sklearn_metrics(y, scores, body["threshold"])
+    model = {k: v for k, v in at_model.items() if k in METRICS}
     assert shown_metrics(page) == pytest.approx(model, abs=1e-12)
+    # the endpoint's scores reproduce the training run's own test metrics
+    recorded = bundled_metadata.metrics
+    assert at_model["confusion"] == recorded.confusion_matrix.model_dump()
+    assert model == pytest.approx({k: getattr(recorded, k) for k in METRICS}, abs=1e-12)
+    wrong = at_model["confusion"]["fp"] + at_model["confusion"]["fn"]
+    page.page.locator("#verdict-filter").select_option("wrong")
+    assert page.page.locator("#gallery button.beat").count() == wrong
+    page.page.locator("#verdict-filter").select_option("all")
 
     slider = page.page.locator("#threshold-slider")
     slider.focus()
