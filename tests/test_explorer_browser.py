@@ -181,7 +181,7 @@ def shown_metrics(p: Page) -> dict[str, float]:
     return {n: float(p.page.locator(f"#metric-{n}").get_attribute("data-value")) for n in METRICS}
 
 
-def test_moving_the_threshold_recomputes_the_metrics(page, split, bundled_metadata):
+def test_moving_the_threshold_recomputes_the_metrics(page, server, split, bundled_metadata):
     page.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
     body, beats = split
     scores = np.array([b["mse"] for _, b in beats])
@@ -211,6 +211,10 @@ def test_moving_the_threshold_recomputes_the_metrics(page, split, bundled_metada
         assert int(page.page.locator(f"#cm-{k}").inner_text()) == want["confusion"][k]
     request_body = json.loads(page.page.locator("#request-body").get_attribute("data-body"))
     assert request_body["threshold"] == threshold and len(request_body["beats"][0]) == 140
+    applied = requests.post(f"{server.url}/predict", json=request_body, timeout=30).json()
+    assert applied["threshold"] == threshold
+    flagged = page.page.locator("#gallery button.beat.flagged").count()
+    assert flagged == want["confusion"]["tp"] + want["confusion"]["fp"]  # the borders follow
     page.shot("threshold-moved")
 
     page.page.locator("#threshold-number").fill("0.01")

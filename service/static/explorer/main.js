@@ -155,6 +155,7 @@ function renderGallery() {
       button.tabIndex = -1;
       button.className = b.mse > state.threshold ? "beat flagged" : "beat passed";
       button.dataset.row = b.row;
+      button.dataset.mse = String(b.mse);
       button.dataset.cls = group.class;
       button.setAttribute("aria-label", `Row ${b.row}, class ${group.class}, MSE ${sci(b.mse)}`);
       button.title = `row ${b.row}, MSE ${sci(b.mse)}`;
@@ -218,7 +219,16 @@ function setThreshold(t, from) {
   if (from !== "number") $("threshold-number").value = String(t);
   $("threshold-slider").setAttribute("aria-valuetext", sci(t));
   renderThreshold();
-  renderGallery();
+  if ($("verdict-filter").value === "all") recolourGallery(); // same beats, new borders
+  else renderGallery();
+}
+
+function recolourGallery() {
+  for (const button of $("gallery").querySelectorAll("button.beat")) {
+    const flagged = Number(button.dataset.mse) > state.threshold;
+    button.classList.toggle("flagged", flagged);
+    button.classList.toggle("passed", !flagged);
+  }
 }
 
 function renderThreshold() {
@@ -366,6 +376,7 @@ async function start() {
   $("threshold-slider").addEventListener("input", (e) => setThreshold(sliderToThreshold(Number(e.target.value)), "slider"));
   $("threshold-number").addEventListener("change", (e) => setThreshold(Number(e.target.value), "number"));
   $("threshold-reset").addEventListener("click", () => setThreshold(state.modelThreshold, "reset"));
+  renderGallery();
   setThreshold(state.modelThreshold, "start");
   status(`${state.split.n} test beats of ${state.split.model_name} version ${state.split.model_version}, scored in ${(state.split.scored_in_seconds * 1000).toFixed(0)} ms on the server.`);
   document.body.dataset.ready = "true";
