@@ -83,6 +83,11 @@ def load_test_split(data_dir: Path, metadata: Metadata) -> SplitBeats:
             [Detail("data", "pool size")],
         )
     rows = np.asarray(split.test_indices, dtype=np.int64)
+    if len(rows) == 0 or rows.min() < 0 or rows.max() >= len(pool_classes):
+        raise TestSplitUnavailable(
+            f"the metadata's test indices do not fit a pool of {len(pool_classes)} rows",
+            [Detail("metadata.split.test_indices", "empty, or outside the pool")],
+        )
     return SplitBeats(rows, pool_classes[rows], pool_beats[rows])
 
 

@@ -147,3 +147,14 @@ def test_the_metadata_route_returns_the_artifacts_metadata(client, tiny_run):
     assert body["split"]["test_indices"] == tiny_run.metadata.split.test_indices
     assert body["threshold"]["value"] == tiny_run.metadata.threshold.value
     assert client.get("/v1/models/x/metadata").status_code == 404
+
+
+def test_test_indices_outside_the_pool_are_refused(tiny_run):
+    from service.test_split import TestSplitUnavailable, load_test_split
+
+    meta = tiny_run.metadata
+    broken = meta.model_copy(update={"split": meta.split.model_copy(update={"test_indices": [0, 5000]})})
+    with pytest.raises(TestSplitUnavailable, match="do not fit a pool of 5000 rows"):
+        load_test_split(DATA_DIR, broken)
+    rows = load_test_split(DATA_DIR, meta).rows
+    assert rows.tolist() == meta.split.test_indices
