@@ -58,6 +58,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     KERAS_HOME=/tmp/keras \
     ECG_BIND=0.0.0.0:8000 \
     ECG_MODEL_DIR=/app/saved_models \
+    ECG_DATA_DIR=/app/data \
     ECG_WORKER_TMP_DIR=/dev/shm \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
 
@@ -68,6 +69,9 @@ COPY --from=builder /opt/venv /opt/venv
 COPY gunicorn.conf.py ./
 COPY service/ ./service/
 COPY saved_models/ ./saved_models/
+# ECG5000, for the explorer's test split (the artifact names its rows; the server checks
+# each file's sha256 against metadata.json).
+COPY data/ ./data/
 # Byte-compile the server now: at run time the filesystem may be read-only.
 RUN python3 -m compileall -q service
 

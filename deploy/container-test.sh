@@ -145,9 +145,13 @@ def call(method, route, body=None):
     with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.status, resp.read()
 
-for route in ("/livez", "/readyz", "/v1/models/ecg-autoencoder", "/openapi.json"):
+for route in ("/livez", "/readyz", "/v1/models/ecg-autoencoder", "/openapi.json", "/"):
     status, _ = call("GET", route)
     assert status == 200, (route, status)
+# The explorer's test split, from the data files the image ships (ECG_DATA_DIR=/app/data)
+status, raw = call("GET", "/v1/models/ecg-autoencoder/test-split")
+assert status == 200, status
+print(f"  explorer: / and its test split ({len(raw):,} bytes) served from the image")
 
 status, raw = call("POST", "/predict", {"beats": normal + abnormal})
 body = json.loads(raw)

@@ -382,7 +382,7 @@ def test_dockerignore_sends_only_what_the_image_needs():
     ]
     assert lines[0] == "*"
     included = {line[1:] for line in lines if line.startswith("!")}
-    assert included == {"requirements/serving.lock", "gunicorn.conf.py", "service", "saved_models"}
+    assert included == {"requirements/serving.lock", "gunicorn.conf.py", "service", "saved_models", "data"}
 
 
 def test_serving_lock_pins_the_serving_dependencies_only():
