@@ -358,6 +358,7 @@ def test_dockerfile_structure():
         ["gunicorn.conf.py", "./"],
         ["service/", "./service/"],
         ["saved_models/", "./saved_models/"],
+        ["data/", "./data/"],  # the explorer's test split (ECG_DATA_DIR)
     ]
     (user,) = [i for i in runtime if i.startswith("USER")]
     assert re.fullmatch(r"USER [1-9]\d*:[1-9]\d*", user), "runtime must run as a numeric non-root user"
