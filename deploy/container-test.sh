@@ -53,19 +53,7 @@ SERVICE_PID=
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [[ -n $SERVICE_PID ]]; then
-        log "tearing down the stack"
-        if [[ $status -ne 0 ]]; then
-            "${COMPOSE[@]}" logs --no-color --tail=60 >"$WORK/compose-logs.txt" 2>&1 || true
-            log "last compose logs:"; tail -n 80 "$WORK/compose-logs.txt" || true
-        fi
-        "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
-        kill "$SERVICE_PID" 2>/dev/null || true
-        wait "$SERVICE_PID" 2>/dev/null || true
-    fi
-    remove_project_leftovers "$PROJECT"
-    if [[ ${CTEST_KEEP_LOGS:-0} == 1 ]]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-    if [[ $status -eq 0 ]]; then log "PASSED in $((SECONDS - START))s"; else log "FAILED (exit $status)"; fi
+    finish_stack "$status" "${CTEST_KEEP_LOGS:-0}" "$WORK"
     exit "$status"
 }
 trap cleanup EXIT

@@ -116,3 +116,27 @@ start_podman_service() {
     [[ -S $1/podman.sock ]] || die "podman system service did not start"
     export DOCKER_HOST=unix://$1/podman.sock
 }
+
+# The end of a run, success or not: the last compose logs when it failed, the stack down,
+# the podman service stopped, leftovers removed, the work dir gone (unless kept), and the
+# verdict. Reads the caller's COMPOSE, PROJECT, SERVICE_PID and START.
+# $1: the exit status, $2: 1 to keep the work dir, $3: the work dir.
+finish_stack() {
+    local status=$1 keep=$2 work=$3
+    if [[ -n $SERVICE_PID ]]; then
+        log "tearing down the stack"
+        if [[ $status -ne 0 ]]; then
+            "${COMPOSE[@]}" logs --no-color --tail=60 >"$work/compose-logs.txt" 2>&1 || true
+            log "last compose logs:"; tail -n 100 "$work/compose-logs.txt" || true
+        fi
+        if [[ $keep == 1 ]]; then
+            "${COMPOSE[@]}" logs --no-color --timestamps >"$work/compose-logs-all.txt" 2>&1 || true
+        fi
+        "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
+        kill "$SERVICE_PID" 2>/dev/null || true
+        wait "$SERVICE_PID" 2>/dev/null || true
+    fi
+    remove_project_leftovers "$PROJECT"
+    if [[ $keep == 1 ]]; then log "logs kept in $work"; else rm -rf "$work"; fi
+    if [[ $status -eq 0 ]]; then log "PASSED in $((SECONDS - START))s"; else log "FAILED (exit $status)"; fi
+}

@@ -69,22 +69,7 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     if [[ -n $LOAD_PID ]]; then kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
-    if [[ -n $SERVICE_PID ]]; then
-        log "tearing down the stack"
-        if [[ $status -ne 0 ]]; then
-            "${COMPOSE[@]}" logs --no-color --tail=40 >"$WORK/compose-logs.txt" 2>&1 || true
-            log "last compose logs:"; tail -n 100 "$WORK/compose-logs.txt" || true
-        fi
-        if [[ ${STEST_KEEP_LOGS:-0} == 1 ]]; then
-            "${COMPOSE[@]}" logs --no-color --timestamps >"$WORK/compose-logs-all.txt" 2>&1 || true
-        fi
-        "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
-        kill "$SERVICE_PID" 2>/dev/null || true
-        wait "$SERVICE_PID" 2>/dev/null || true
-    fi
-    remove_project_leftovers "$PROJECT"
-    if [[ ${STEST_KEEP_LOGS:-0} == 1 ]]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-    if [[ $status -eq 0 ]]; then log "PASSED in $((SECONDS - START))s"; else log "FAILED (exit $status)"; fi
+    finish_stack "$status" "${STEST_KEEP_LOGS:-0}" "$WORK"
     exit "$status"
 }
 trap cleanup EXIT
