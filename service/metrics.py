@@ -104,6 +104,26 @@ class ServiceMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.auth_failures = Counter(
+            f"{PREFIX}_auth_failures",
+            "Requests refused for want of a valid API key, by route template and reason"
+            " (missing, invalid); never by key.",
+            ["route", "reason"],
+            registry=registry,
+        )
+        self.api_keys_loaded = Gauge(
+            f"{PREFIX}_api_keys_loaded_timestamp_seconds",
+            "When the worker last read the API keys file (Unix time); the minimum over live"
+            " workers: every worker holds the file as it was then, or newer.",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
+        self.api_keys_reload_failures = Counter(
+            f"{PREFIX}_api_keys_reload_failures",
+            "Changes of the API keys file that were not applied (unreadable, a malformed line,"
+            " no key): the worker kept the keys it had.",
+            registry=registry,
+        )
 
         self._request_children: dict[tuple[str, str, str], tuple] = {}
 

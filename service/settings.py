@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .artifact import BUNDLED_MODEL_DIR, REPO_ROOT
 
@@ -27,6 +27,24 @@ class Settings(BaseSettings):
     )
     model_version: int | None = Field(None, ge=1, description="Version to serve; unset serves the newest.")
     bind: str = Field("127.0.0.1:8000", description="gunicorn listen address (host:port).")
+    metrics_bind: str | None = Field(
+        None,
+        description="A second listen address (host:port) that serves only /metrics, with no key;"
+        " set, the API's address no longer serves /metrics (README, Security).",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="File of API keys, one a line (# comments, blank lines); set, every route"
+        " but ECG_AUTH_OPEN_ROUTES needs `Authorization: Bearer <key>`. Reread when it changes.",
+    )
+    auth_open_routes: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("/livez", "/readyz", "/metrics"),
+        description="Comma-separated paths that need no key when keys are on; a trailing *"
+        " matches a prefix (e.g. /explorer/*).",
+    )
+    api_keys_check_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often each worker looks for a change of the keys file."
+    )
     workers: int = Field(2, ge=1, description="gunicorn worker processes.")
     timeout_seconds: int = Field(30, ge=1, description="A worker silent this long is restarted.")
     graceful_timeout_seconds: int = Field(
@@ -80,6 +98,27 @@ class Settings(BaseSettings):
     worker_tmp_dir: Path | None = Field(
         None, description="gunicorn heartbeat folder; default /dev/shm when present."
     )
+
+    @field_validator("auth_open_routes", mode="before")
+    @classmethod
+    def _split_routes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("auth_open_routes")
+    @classmethod
+    def _routes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for route in value:
+            if not route.startswith("/") or "*" in route[:-1]:
+                raise ValueError(f"{route!r}: a path starting with /, with * only at its end")
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_port_differs(self) -> Settings:
+        if self.metrics_bind is not None and self.metrics_bind.rpartition(":")[2] == self.bind.rpartition(":")[2]:
+            raise ValueError(f"ECG_METRICS_BIND ({self.metrics_bind}) needs a port other than ECG_BIND's")
+        return self
 
     @model_validator(mode="after")
     def _deadlines_fit(self) -> Settings:
