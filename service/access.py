@@ -22,18 +22,27 @@ METRICS_PATH = "/metrics"
 _WHERE = "header.Authorization"
 
 
+class OpenRoutes:
+    """``ECG_AUTH_OPEN_ROUTES``: exact paths, and prefixes written with a trailing ``*``."""
+
+    def __init__(self, routes: tuple[str, ...]) -> None:
+        self._exact = frozenset(r for r in routes if not r.endswith("*"))
+        self._prefixes = tuple(r[:-1] for r in routes if r.endswith("*"))
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._prefixes)
+
+
 class Access:
     """The access rule of one app: which paths are open, and the keys for the rest."""
 
     def __init__(self, settings: Settings, keys: KeysFile | None) -> None:
         self.keys = keys
-        routes = settings.auth_open_routes
-        self._open = frozenset(r for r in routes if not r.endswith("*"))
-        self._open_prefixes = tuple(r[:-1] for r in routes if r.endswith("*"))
+        self._open = OpenRoutes(settings.auth_open_routes)
         self.metrics_port = settings.metrics_bind.rpartition(":")[2] if settings.metrics_bind else None
 
     def is_open(self, path: str) -> bool:
-        return self.keys is None or path in self._open or path.startswith(self._open_prefixes)
+        return self.keys is None or path in self._open
 
     def authenticate(self, authorization: str | None) -> str:
         """The presented key's fingerprint; MissingApiKey or InvalidApiKey otherwise."""

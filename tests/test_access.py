@@ -3,10 +3,10 @@ can score; the probes and the scraper keep working; nothing about a key leaks.""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
+import signal
 from pathlib import Path
 
 import pytest
@@ -286,6 +286,20 @@ def test_every_response_says_nosniff_and_scores_are_never_stored(guarded):
     assert page.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_the_openapi_document_says_which_operations_need_a_key(guarded, client):
+    guarded_client, first, _ = guarded
+    document = guarded_client.get("/openapi.json", headers=bearer(first)).get_json()
+    assert document["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http", "scheme": "bearer", "description": "An API key (README, Security)."
+    }  # fmt: skip
+    assert document["security"] == [{"apiKey": []}]
+    assert "401" in document["paths"]["/predict"]["post"]["responses"]
+    assert "401" in document["paths"]["/v2/models/{name}/infer"]["post"]["responses"]
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert document["paths"][path]["get"]["security"] == [], path
+    assert "securitySchemes" not in client.get("/openapi.json").get_json()["components"]  # keys off
+
+
 # --- a real server --------------------------------------------------------------------------
 
 _LEAKS = re.compile(r"Traceback|File \"|/work/|/app/|site-packages|\.py\b|tensorflow|werkzeug|gunicorn/\d")
@@ -548,6 +562,13 @@ def test_a_broken_keys_file_on_a_running_server_keeps_the_keys_in_force(tmp_path
         assert metric(srv, r"ecg_api_keys_reload_failures_total") == 1
         r = requests.post(srv.url + "/predict", json={"beats": [BEAT]}, headers=bearer(key), timeout=30)
         assert r.status_code == 200
-        assert "short" not in json.dumps(r.json())
+        # a worker respawned now cannot read the file: it serves with the keys the master read
+        (worker,) = srv.worker_pids()
+        os.kill(worker, signal.SIGKILL)
+        srv.wait_for_log("serving with the keys read at start")
+        srv.wait_ready(workers=1)
+        r = requests.post(srv.url + "/predict", json={"beats": [BEAT]}, headers=bearer(key), timeout=30)
+        assert r.status_code == 200
+        assert srv.worker_pids() != [worker]
     finally:
         srv.stop()
