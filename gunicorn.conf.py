@@ -79,7 +79,7 @@ def on_starting(server) -> None:
         except KeysFileError as exc:
             server.log.error("cannot serve: ECG_API_KEYS_FILE %s: %s", settings.api_keys_file, exc)
             sys.exit(1)
-        server.log.info("API keys on: %d keys from %s", len(keys.digests), settings.api_keys_file)
+        server.log.info("API keys on: %d key(s) from %s", len(keys.digests), settings.api_keys_file)
     os.makedirs(_multiproc, exist_ok=True)
     for stale in Path(_multiproc).glob("*.db"):  # only our files: the folder may be shared
         stale.unlink()

@@ -127,6 +127,7 @@ class KeysFile:
         self.check_seconds = check_seconds
         self._metrics = metrics
         self._pending: tuple[object, ...] | None = None
+        self._stale = False  # holds other keys than the file's (a change was refused)
         self._applied = _signature(path)
         started = time.time()
         try:
@@ -138,6 +139,7 @@ class KeysFile:
             if metrics is not None:
                 metrics.api_keys_reload_failures.inc()
             self.keys = fallback
+            self._stale = True
             return
         self._synced(started)
         log.info("API keys loaded", extra={"keys": self.keys.fingerprints()})
@@ -152,7 +154,8 @@ class KeysFile:
         signature = _signature(self.path)
         if signature == self._applied:
             self._pending = None
-            self._synced(started)  # what the worker holds is the file as of now
+            if not self._stale:
+                self._synced(started)  # what the worker holds is the file as of now
             return
         if signature != self._pending:
             self._pending = signature  # changed since the last look: wait for it to settle
@@ -165,8 +168,10 @@ class KeysFile:
             log.error("API keys file change not applied; keeping the previous keys: %s", exc)
             if self._metrics is not None:
                 self._metrics.api_keys_reload_failures.inc()
+            self._stale = True  # so the gauge no longer claims the file is in force
             return
         self.keys = keys
+        self._stale = False
         self._synced(started)
         log.info("API keys reloaded", extra={"keys": keys.fingerprints()})
 

@@ -118,11 +118,19 @@ def test_a_broken_change_keeps_the_keys_in_force_and_is_counted(keys, breakage):
         path.unlink()
     else:
         path.write_bytes(b"\xff\xfe not utf-8 " + first.encode())
+    synced = metrics.registry.get_sample_value("ecg_api_keys_loaded_timestamp_seconds")
     watched.check()
     watched.check()
     watched.check()
     assert watched.keys.match(first) and watched.keys.match(second)
     assert metrics.registry.get_sample_value("ecg_api_keys_reload_failures_total") == 1
+    # the gauge no longer moves: the file in place is not what the worker holds
+    assert metrics.registry.get_sample_value("ecg_api_keys_loaded_timestamp_seconds") == synced
+    write_keys(path, second)  # fixed: applied, and the gauge moves again
+    watched.check()
+    watched.check()
+    assert not watched.keys.match(first) and watched.keys.match(second)
+    assert metrics.registry.get_sample_value("ecg_api_keys_loaded_timestamp_seconds") > synced
 
 
 def test_a_worker_that_cannot_read_the_file_at_start_uses_the_masters_keys(tmp_path, keys):
