@@ -230,7 +230,7 @@ predict = scalar('sum(ecg_http_requests_total{job="ecg-api", method="POST", stat
 assert predict == 6, f"scraped {predict} successful POSTs, expected 6"
 rules = alert_rules()
 bad = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
-assert len(rules) == 6 and not bad, (len(rules), bad)
+assert len(rules) == 8 and not bad, (len(rules), bad)
 print(f"  target {targets[0]['scrapeUrl']} up; scraped {requests:.0f} requests "
       f"(6 successful POSTs), {beats:.0f} beats; {len(rules)} alert rules loaded and healthy")
 PY

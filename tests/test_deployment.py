@@ -59,6 +59,8 @@ ALERT_NAMES = {
     "EcgApiHighP99Latency",
     "EcgAnomalyRateSpike",
     "EcgOutOfRangeBeatsRising",
+    "EcgApiAuthFailureBurst",
+    "EcgApiKeysReloadFailed",
 }
 
 
@@ -241,6 +243,18 @@ def test_dashboard_is_valid_and_uses_the_provisioned_datasource():
         assert panel["targets"], panel["title"]
         for target in [panel, *panel["targets"]]:
             assert target["datasource"] == {"type": "prometheus", "uid": datasource["uid"]}
+
+
+def test_dashboard_shows_authentication_failures_by_route_and_reason():
+    """With API keys on, an operator sees which route refuses requests and why (missing or
+    invalid key), the same grouping as the EcgApiAuthFailureBurst alert."""
+    (panel,) = [p for p in dashboard_panels() if p["title"] == "Authentication failures by route and reason"]
+    (target,) = panel["targets"]
+    assert promql_metric_names(target["expr"]) == {"ecg_auth_failures_total"}
+    assert re.search(r"sum by \(route, reason\)", target["expr"])
+    assert "{{route}}" in target["legendFormat"] and "{{reason}}" in target["legendFormat"]
+    (burst,) = [r for r in alert_rules() if r["alert"] == "EcgApiAuthFailureBurst"]
+    assert re.search(r"sum by \(route, reason\)", burst["expr"])
 
 
 def test_dashboard_provider_loads_the_mounted_dashboards():
