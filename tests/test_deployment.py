@@ -36,6 +36,7 @@ GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "ecg-anomaly.json"
 DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "ecg-anomaly.yml"
+GRAFANA_ENTRYPOINT = GRAFANA_DIR / "entrypoint.sh"
 CONTAINER_TEST = REPO / "deploy" / "container-test.sh"
 COMPOSE_SCALE = REPO / "docker-compose.scale.yml"
 LOCAL_HAPROXY_DOCKERFILE = REPO / "deploy" / "local" / "haproxy.Dockerfile"
@@ -266,6 +267,85 @@ def test_dashboard_provider_loads_the_mounted_dashboards():
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
 
 
+# Grafana's entrypoint (deploy/grafana/entrypoint.sh), run by the host's POSIX sh with a
+# fake /run.sh in a temporary data directory (Grafana's image cannot be pulled here).
+FAKE_RUN_SH = """#!/bin/sh
+{ printf 'password=%s\\n' "${GF_SECURITY_ADMIN_PASSWORD-<unset>}"
+  printf 'grafana_admin_password=%s\\n' "${GRAFANA_ADMIN_PASSWORD-<unset>}"
+  printf 'args=%s\\n' "$*"; } >"$FAKE_OUT"
+"""
+
+
+def start_grafana(data: Path, **env: str) -> tuple[dict[str, str], str]:
+    """Starts the entrypoint as compose does (with arguments for Grafana): what Grafana's
+    /run.sh was handed, and the entrypoint's log."""
+    data.mkdir(exist_ok=True)
+    run_sh, out = data.parent / "run.sh", data.parent / "run.out"
+    run_sh.write_text(FAKE_RUN_SH)
+    run_sh.chmod(0o755)
+    out.unlink(missing_ok=True)
+    base = {"PATH": os.environ["PATH"], "GF_PATHS_DATA": str(data), "GRAFANA_RUN_SH": str(run_sh)}
+    result = subprocess.run(
+        ["sh", str(GRAFANA_ENTRYPOINT), "cfg:default.log.level=info"],
+        env={**base, "FAKE_OUT": str(out), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    return seen, result.stdout + result.stderr
+
+
+def test_grafana_takes_the_admin_password_it_is_given(tmp_path):
+    seen, log = start_grafana(tmp_path / "data", GRAFANA_ADMIN_PASSWORD="correct-horse-battery")
+    assert seen == {
+        "password": "correct-horse-battery",
+        "grafana_admin_password": "<unset>",  # not left in Grafana's environment
+        "args": "cfg:default.log.level=info",
+    }
+    assert "correct-horse-battery" not in log
+    assert not (tmp_path / "data" / "admin-password").exists()
+
+
+def test_grafana_without_a_password_generates_one_into_its_volume_and_keeps_it(tmp_path):
+    """No GRAFANA_ADMIN_PASSWORD: a random password, in a file only Grafana's user can read,
+    named (never shown) in the log; the next start uses the same one."""
+    data = tmp_path / "data"
+    seen, log = start_grafana(data, GRAFANA_ADMIN_PASSWORD="")
+    file = data / "admin-password"
+    password = file.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{48}", password)
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert seen["password"] == password and password not in log
+    assert str(file) in log
+    assert not list(data.glob("*.tmp"))
+
+    (data / "grafana.db").touch()  # Grafana created its database with that password
+    again, log = start_grafana(data)
+    assert again["password"] == password and password not in log
+    assert start_grafana(tmp_path / "other")[0]["password"] != password
+
+
+def test_grafana_with_an_older_database_keeps_its_password_and_says_how_to_change_it(tmp_path):
+    """A volume created before the entrypoint: a password generated now would not be
+    applied (Grafana sets it only on a new database), so none is, and the log says so."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "grafana.db").touch()
+    seen, log = start_grafana(data)
+    assert seen["password"] == "<unset>"
+    assert not (data / "admin-password").exists()
+    assert "reset-admin-password" in log
+
+
+def test_grafana_entrypoint_is_valid_posix_sh():
+    assert run("sh", "-n", str(GRAFANA_ENTRYPOINT)).returncode == 0
+    shellcheck = tool("shellcheck", "Debian's shellcheck package")
+    result = run(shellcheck, "--shell=sh", str(GRAFANA_ENTRYPOINT))
+    assert result.returncode == 0, result.stdout
+
+
 # --- docker-compose -----------------------------------------------------------------------
 
 
@@ -278,11 +358,12 @@ COMPOSE_VARIABLES = {
 }  # fmt: skip
 
 
-def compose_config(*files: Path) -> dict:
-    """The configuration docker-compose resolves (defaults of ${VAR:-x} applied)."""
+def compose_config(*files: Path, **variables: str) -> dict:
+    """The configuration docker-compose resolves (defaults of ${VAR:-x} applied), with
+    only these of its variables set."""
     compose = tool("docker-compose", "Debian's docker-compose package")
     args = [a for f in files for a in ("-f", str(f))]
-    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES} | variables
     result = subprocess.run(
         [compose, *args, "config"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
@@ -307,6 +388,24 @@ def test_docker_compose_config():
     assert f"{PROMETHEUS_DIR}:/etc/prometheus:ro" in prometheus["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     assert config["services"]["grafana"]["image"].startswith("grafana/grafana:")
+
+
+def test_compose_starts_grafana_without_a_default_password():
+    """Grafana starts through deploy/grafana/entrypoint.sh (mounted read-only), which gets
+    GRAFANA_ADMIN_PASSWORD or generates one; nothing sets a fixed admin password, and
+    anonymous access and sign-up stay off."""
+    grafana = compose_config(COMPOSE)["services"]["grafana"]
+    script = "/usr/local/bin/ecg-grafana-entrypoint.sh"
+    assert grafana["entrypoint"] == ["/bin/sh", script]
+    assert f"{GRAFANA_ENTRYPOINT}:{script}:ro" in grafana["volumes"]
+    env = grafana["environment"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env and "GF_SECURITY_ADMIN_PASSWORD__FILE" not in env
+    assert env["GRAFANA_ADMIN_PASSWORD"] == ""
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "grafana-data:/var/lib/grafana:rw" in grafana["volumes"]  # where a generated one goes
+    given = compose_config(COMPOSE, GRAFANA_ADMIN_PASSWORD="from-the-host")["services"]["grafana"]
+    assert given["environment"]["GRAFANA_ADMIN_PASSWORD"] == "from-the-host"
 
 
 def test_healthcheck_matches_the_dockerfile_and_survives_podman():
