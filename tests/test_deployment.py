@@ -28,6 +28,7 @@ LOCAL_PROMETHEUS_DOCKERFILE = REPO / "deploy" / "local" / "prometheus.Dockerfile
 LOCK = REPO / "requirements" / "serving.lock"
 COMPOSE = REPO / "docker-compose.yml"
 COMPOSE_LOCAL = REPO / "docker-compose.local.yml"
+COMPOSE_AUTH = REPO / "docker-compose.auth.yml"
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
@@ -354,7 +355,7 @@ COMPOSE_VARIABLES = {
     "BASE_IMAGE", "ECG_API_IMAGE", "PROMETHEUS_IMAGE", "GRAFANA_IMAGE", "PUBLISH_ADDR",
     "API_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT", "ECG_WORKERS", "GRAFANA_ADMIN_USER",
     "GRAFANA_ADMIN_PASSWORD", "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME",
-    "HAPROXY_IMAGE", "LB_STATS_PORT", "SCALE_NET",
+    "HAPROXY_IMAGE", "LB_STATS_PORT", "SCALE_NET", "API_KEYS_DIR",
 }  # fmt: skip
 
 
@@ -427,6 +428,44 @@ def test_docker_compose_local_override():
     # Everything else (hardening, mounts, command) is the main file's.
     assert services["api"]["read_only"] is True
     assert services["prometheus"]["command"] == compose_config(COMPOSE)["services"]["prometheus"]["command"]
+
+
+def test_the_auth_override_mounts_a_keys_directory_read_only_and_points_the_server_at_it():
+    """docker-compose.auth.yml turns keys on: the host's keys directory, read-only, and
+    ECG_API_KEYS_FILE naming the file inside it. A directory, not the file, so a replaced
+    file reaches the container; the rest is the main file's api service."""
+    from service.settings import Settings
+
+    base = compose_config(COMPOSE)["services"]["api"]
+    api = compose_config(COMPOSE, COMPOSE_AUTH)["services"]["api"]
+    (volume,) = api["volumes"]
+    source, target, mode = volume.split(":")
+    assert (source, mode) == (str(REPO / "secrets"), "ro")
+    keys_file = api["environment"]["ECG_API_KEYS_FILE"]
+    assert Path(keys_file).parent == Path(target), "the file must be inside the mounted directory"
+    assert Path(keys_file).name == "api-keys"  # the chart's auth.secretKey default too
+    assert {f"ECG_{name.upper()}" for name in Settings.model_fields} >= {
+        k for k in api["environment"] if k.startswith("ECG_")
+    }
+    # Still uid 10001 (the image's USER: no user override) on a read-only root filesystem,
+    # and the healthcheck's /readyz is one of the routes that stay open without a key.
+    assert "user" not in api and api["read_only"] is True
+    assert "/readyz" in Settings.model_fields["auth_open_routes"].default
+    assert "ECG_AUTH_OPEN_ROUTES" not in api["environment"]
+    assert {k: v for k, v in api.items() if k not in ("environment", "volumes")} == {
+        k: v for k, v in base.items() if k not in ("environment", "volumes")
+    }
+    assert api["environment"].items() >= base["environment"].items()
+
+    elsewhere = compose_config(COMPOSE, COMPOSE_AUTH, API_KEYS_DIR="/srv/ecg-keys")["services"]["api"]
+    assert elsewhere["volumes"] == [f"/srv/ecg-keys:{target}:ro"]
+
+
+def test_keys_in_the_default_directory_are_neither_committed_nor_built_into_the_image():
+    ignored = run("git", "check-ignore", "--no-index", "-q", "secrets/api-keys")
+    assert ignored.returncode == 0, "secrets/ must be git-ignored"
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    assert "secrets" in lines and "!secrets" not in lines
 
 
 # --- Dockerfile, context and lock -----------------------------------------------------------
