@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from service.api_keys import KeysFileError, read_keys_file
 from service.arbiter import Arbiter
 from service.artifact import ArtifactError, open_artifact
 from service.settings import Settings
@@ -27,7 +28,7 @@ except ValidationError as exc:
 
 wsgi_app = "service.wsgi:app"
 proc_name = "ecg-anomaly"  # process titles "gunicorn: master [ecg-anomaly]", "gunicorn: worker [...]"
-bind = [settings.bind]
+bind = [settings.bind] if settings.metrics_bind is None else [settings.bind, settings.metrics_bind]
 workers = settings.workers
 # gunicorn's sync worker, with deadlines on stalled or trickling clients (service/worker.py)
 worker_class = "service.worker.SyncWorker"
@@ -72,17 +73,30 @@ def on_starting(server) -> None:
     meta = artifact.metadata
     server.log.info("serving %s version %s from %s", meta.model_name, meta.version, artifact.path)
     server.server_state.model_version = meta.version
+    if settings.api_keys_file is not None:
+        try:
+            server.server_state.api_keys = keys = read_keys_file(settings.api_keys_file)
+        except KeysFileError as exc:
+            server.log.error("cannot serve: ECG_API_KEYS_FILE %s: %s", settings.api_keys_file, exc)
+            sys.exit(1)
+        server.log.info("API keys on: %d keys from %s", len(keys.digests), settings.api_keys_file)
     os.makedirs(_multiproc, exist_ok=True)
     for stale in Path(_multiproc).glob("*.db"):  # only our files: the folder may be shared
         stale.unlink()
 
 
 def on_reload(server) -> None:
-    """SIGHUP: new workers load the newest version (or ``ECG_MODEL_VERSION``). If its
+    """SIGHUP: new workers load the newest version (or ``ECG_MODEL_VERSION``), and the
+    master rereads the keys file (kept as it was if it cannot be read). If its
     artifact is broken, they load the version being served instead, so that a bad publish
     does not stop a running server (at start there is nothing to fall back to:
     ``on_starting`` exits). A SavedModel that only fails inside TensorFlow is not caught
     here and stops the server as at start-up."""
+    if settings.api_keys_file is not None:
+        try:
+            server.server_state.api_keys = read_keys_file(settings.api_keys_file)
+        except KeysFileError as exc:
+            server.log.error("reload keeps the API keys read before: %s", exc)
     try:
         artifact = open_artifact(settings.model_dir, settings.model_name, settings.model_version)
     except ArtifactError as exc:

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -116,8 +117,11 @@ class Load:
     (nothing listening), "reset" (a connection accepted, then dropped, before or during
     the answer) or the exception's name. The tests use it too (``tests/test_lifecycle.py``)."""
 
-    def __init__(self, server, clients: int = CLIENTS) -> None:
+    def __init__(
+        self, server, clients: int = CLIENTS, headers: Callable[[], dict[str, str]] | None = None
+    ) -> None:
         self.server = server  # anything with a ``url``
+        self.headers = headers  # each request's extra headers, asked anew (e.g. a key being rotated)
         self.outcomes: list[tuple[float, int | str]] = []
         self.latencies: list[float] = []
         self.started = time.monotonic()
@@ -129,8 +133,9 @@ class Load:
         while not self.stop.is_set():
             sent = time.monotonic()
             try:
+                headers = self.headers() if self.headers else None
                 outcome: int | str = requests.post(
-                    f"{self.server.url}/predict", json=body, timeout=60
+                    f"{self.server.url}/predict", json=body, headers=headers, timeout=60
                 ).status_code
             except requests.ConnectionError as exc:
                 outcome = "refused" if refused(exc) else "reset"

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from . import api, errors, explorer, request_log, v2_api
+from . import access, api, errors, explorer, request_log, response_headers, v2_api
+from .api_keys import KeysFile
 from .artifact import open_artifact
 from .dataplane import DataPlane
 from .lifecycle import ServerState
@@ -47,11 +48,20 @@ def create_app(
     loader = ModelLoader(path, metadata, settings, metrics, on_failure=on_load_failure, load=load_predictor)
     app.extensions[EXTENSION] = DataPlane(settings, metadata, loader, metrics, server)
 
+    keys = None
+    if settings.api_keys_file is not None:
+        fallback = server.api_keys if server else None
+        keys = KeysFile(settings.api_keys_file, settings.api_keys_check_seconds, metrics, fallback)
+
     errors.init_app(app)
-    request_log.init_app(app, metrics)
+    request_log.init_app(app, metrics)  # first: times and logs what the access check refuses too
+    access.init_app(app, settings, metrics, keys)
+    response_headers.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(v2_api.bp)
     app.register_blueprint(explorer.bp)
     app.extensions[explorer.EXTENSION] = TestSplitCache()
     loader.start(background=load_in_background)
+    if keys is not None:
+        keys.watch()
     return app

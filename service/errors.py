@@ -32,6 +32,7 @@ class Detail:
 class ApiError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    headers: ClassVar[tuple[tuple[str, str], ...]] = ()  # sent with the error's response
 
     def __init__(self, message: str, details: Iterable[Detail] = ()) -> None:
         super().__init__(message)
@@ -86,6 +87,22 @@ class PayloadTooLarge(ApiError):
 
 class TooManyBeats(ApiError):
     status, code = 413, "too_many_beats"
+
+
+# RFC 6750: no error code when credentials are missing; "invalid_token" when they are wrong
+_REALM = 'Bearer realm="ecg-anomaly"'
+
+
+class MissingApiKey(ApiError):
+    status, code = 401, "missing_api_key"
+    headers = (("WWW-Authenticate", _REALM),)
+    reason: ClassVar[str] = "missing"  # the ecg_auth_failures_total label
+
+
+class InvalidApiKey(ApiError):
+    status, code = 401, "invalid_api_key"
+    headers = (("WWW-Authenticate", f'{_REALM}, error="invalid_token"'),)
+    reason: ClassVar[str] = "invalid"
 
 
 class UnsupportedMediaType(ApiError):
@@ -143,7 +160,9 @@ _FROM_HTTP: dict[int, type[ApiError]] = {
 
 
 def render(error: ApiError, shape: Shape) -> Response:
-    return Response(orjson.dumps(shape(error)), error.status, mimetype="application/json")
+    return Response(
+        orjson.dumps(shape(error)), error.status, headers=list(error.headers), mimetype="application/json"
+    )
 
 
 def location(parts: tuple, prefix: str = "") -> str:

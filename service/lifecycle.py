@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import mmap
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .api_keys import KeySet
 
 _READY = 1
 
@@ -41,6 +45,9 @@ class ServerState:
         self._free = list(range(slots, 0, -1))  # the master's own: only it claims and releases
         self._claimed: set[int] = set()
         self.model_version: int | None = None  # what workers forked from now on load
+        # the keys file as the master last read it well (at start, at each reload): a
+        # worker that cannot read the file when it starts serves with these instead
+        self.api_keys: KeySet | None = None
 
     @property
     def phase(self) -> Phase:

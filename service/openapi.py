@@ -103,7 +103,31 @@ def _v2_paths() -> dict:
     }
 
 
+def _with_api_keys(document: dict, settings: Settings) -> dict:
+    """With keys on: the Bearer scheme, required by every operation not open, and their 401."""
+    from .access import OpenRoutes
+
+    open_routes = OpenRoutes(settings.auth_open_routes)
+    document["components"]["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key (README, Security)."}
+    }
+    document["security"] = [{"apiKey": []}]
+    refused = _json("ErrorResponse", "No API key (missing_api_key), or not a valid one (invalid_api_key).")
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path in open_routes:
+                operation["security"] = []
+            else:
+                operation["responses"]["401"] = refused
+    return document
+
+
 def openapi_document(settings: Settings) -> dict:
+    document = _document(settings)
+    return _with_api_keys(document, settings) if settings.api_keys_file is not None else document
+
+
+def _document(settings: Settings) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {

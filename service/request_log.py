@@ -12,6 +12,7 @@ import orjson
 from flask import Flask, Response, g, request
 
 from .metrics import ServiceMetrics
+from .routing import route_template
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -56,7 +57,7 @@ def init_app(app: Flask, metrics: ServiceMetrics) -> None:
     def _finish(response: Response) -> Response:
         req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]  # real, undeclared
         elapsed = time.perf_counter() - ctx.get("started", time.perf_counter())
-        route = req.url_rule.rule if req.url_rule else "unmatched"
+        route = route_template()
         status = response.status_code
         metrics.observe_request(route, req.method, status, elapsed)
         request_id = ctx.get("request_id", "")
@@ -70,6 +71,10 @@ def init_app(app: Flask, metrics: ServiceMetrics) -> None:
             "beats": ctx.get("beats", 0),
             "request_id": request_id,
         }
+        if "api_key" in ctx:  # the key's fingerprint, never the key
+            fields["api_key"] = ctx.api_key
+        elif "auth_failure" in ctx:
+            fields["auth_failure"] = ctx.auth_failure
         # written once the response is out: the client does not wait for its own log line
         response.call_on_close(lambda: access_log.info("request", extra=fields))
         return response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from .dataplane import DataPlane
 from .predict_codec import JSON_OPTIONS
@@ -22,3 +22,9 @@ def json_response(body: object, status: int = 200) -> Response:
 def raw_json_response(content: bytes, status: int = 200) -> Response:
     """A body a codec has already encoded."""
     return Response(content, status, mimetype="application/json")
+
+
+def route_template() -> str:
+    """The matched route's template (a bounded label value), or ``unmatched``."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else "unmatched"

@@ -116,7 +116,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _metrics_port_differs(self) -> Settings:
-        if self.metrics_bind is not None and self.metrics_bind.rpartition(":")[2] == self.bind.rpartition(":")[2]:
+        port = self.bind.rpartition(":")[2]
+        if self.metrics_bind is not None and self.metrics_bind.rpartition(":")[2] == port:
             raise ValueError(f"ECG_METRICS_BIND ({self.metrics_bind}) needs a port other than ECG_BIND's")
         return self
 

@@ -63,7 +63,7 @@ def load_test_split(data_dir: Path, metadata: Metadata) -> SplitBeats:
         path = Path(data_dir) / name
         if not path.is_file():
             raise TestSplitUnavailable(
-                f"the data file {name} is not on this server (ECG_DATA_DIR={data_dir})",
+                f"the data file {name} is not in ECG_DATA_DIR on this server",
                 [Detail("ECG_DATA_DIR", f"missing {name}")],
             )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

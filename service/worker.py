@@ -41,6 +41,7 @@ from gunicorn import util
 from gunicorn.http import errors as http
 from gunicorn.workers.sync import SyncWorker as _GunicornSyncWorker
 
+from . import response_headers
 from .errors import (
     ApiError,
     Detail,
@@ -92,6 +93,7 @@ def raw_response(error: ApiError, path: str) -> bytes:
     head = (
         f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
         "Connection: close\r\nContent-Type: application/json\r\n"
+        f"{response_headers.raw()}"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body

@@ -129,6 +129,7 @@ def test_without_the_data_files_the_split_is_a_precise_404(make_app, tmp_path):
     error = response.get_json()["error"]
     assert error["code"] == "test_split_unavailable"
     assert DEFAULT_FILES[0] in error["message"] and error["details"][0]["loc"] == "ECG_DATA_DIR"
+    assert str(tmp_path) not in response.get_data(as_text=True)  # no server path in an error
 
 
 def test_other_data_files_are_refused_by_their_hash(make_app, tmp_path):

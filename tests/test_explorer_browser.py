@@ -54,6 +54,7 @@ class Page:
         self.console: list[str] = []
         self.requests: list[str] = []
         self.predict_bodies: list[dict] = []
+        self.authorization: dict[str, str | None] = {}  # the last Authorization sent, by URL path
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
         self.page.on("request", self._request)
@@ -62,6 +63,7 @@ class Page:
 
     def _request(self, request) -> None:
         self.requests.append(request.url)
+        self.authorization[urlsplit(request.url).path] = request.headers.get("authorization")
         if request.url.endswith("/predict"):
             self.predict_bodies.append(json.loads(request.post_data))
 
@@ -327,3 +329,52 @@ def test_a_beat_drawn_with_the_keyboard_is_scored(page, split):
     assert len(sent) == 140 and sent[:20] == [0.0] * 20 and sent[21:] == [0.0] * 119
     page.page.wait_for_selector("#draw-result[data-mse]", timeout=30_000)
     assert errors_of(page) == []
+
+
+def test_with_api_keys_on_the_page_asks_for_a_key_and_sends_it(browser, tmp_path):
+    """README, Security: with keys on and the page's files opened, the explorer asks for
+    a key, says when one is refused, and then sends it with every data request."""
+    import secrets
+
+    from .conftest import BUNDLED_MODELS, BUNDLED_NAME, start_gunicorn
+
+    key = secrets.token_urlsafe(32)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "api-keys").write_text(key + "\n")
+    srv = start_gunicorn(
+        tmp_path, BUNDLED_MODELS, BUNDLED_NAME, workers=1,
+        ECG_API_KEYS_FILE=str(tmp_path / "keys" / "api-keys"),
+        ECG_AUTH_OPEN_ROUTES="/livez,/readyz,/metrics,/,/explorer/*",
+    )  # fmt: skip
+    try:
+        srv.wait_ready(workers=1)
+        p = Page(browser, srv.url)
+        assert p.page.locator("#key-form").is_visible()
+        assert "needs an API key" in p.page.locator("#key-message").inner_text()
+        assert "Enter an API key" in p.page.locator("#status").inner_text()
+        for attempt in (secrets.token_urlsafe(32), key):
+            p.page.locator("#key-input").fill(attempt)
+            with p.page.expect_navigation():
+                p.page.locator("#key-form button[type=submit]").click()
+            p.page.wait_for_selector("body[data-started=true]", timeout=60_000)
+            if attempt != key:
+                assert "refused that API key" in p.page.locator("#key-message").inner_text()
+        p.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        assert p.page.locator("#key-form").is_hidden()
+        assert p.page.locator("#gallery button.beat").count() == 1000
+        p.page.locator("#gallery button.beat").first.click()
+        p.page.wait_for_selector("#verdict-value", timeout=30_000)
+        bearer = f"Bearer {key}"
+        for path in (
+            "/v1/models/ecg-autoencoder/metadata",
+            "/v1/models/ecg-autoencoder/test-split",
+            "/predict",
+        ):
+            assert p.authorization[path] == bearer, path
+        assert p.authorization["/explorer/main.js"] is None  # the page's own files need none
+        p.shot("api-key")
+        # the only console errors are the browser's lines about the two refused requests
+        assert [m for m in errors_of(p) if "401" not in m] == []
+        p.page.close()
+    finally:
+        srv.stop()

@@ -26,9 +26,37 @@ function status(message, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
-async function getJson(url, init) {
-  const response = await fetch(url, init);
+// With API keys on (README, Security), the page asks for a key once per tab and sends it
+// with every request it makes; the key never leaves this tab's sessionStorage.
+const KEY_STORE = "ecg-api-key";
+
+class Unauthorized extends Error {}
+
+function askForKey(code) {
+  const had = sessionStorage.getItem(KEY_STORE) !== null;
+  $("key-message").textContent = had && code === "invalid_api_key"
+    ? "This server refused that API key; enter another."
+    : "This server needs an API key.";
+  $("key-form").hidden = false;
+  $("key-input").focus();
+}
+
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(KEY_STORE, $("key-input").value.trim());
+  location.reload();
+});
+
+async function getJson(url, init = {}) {
+  const key = sessionStorage.getItem(KEY_STORE);
+  const headers = { ...(init.headers || {}), ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+  const response = await fetch(url, { ...init, headers });
   const body = await response.json();
+  if (response.status === 401) {
+    const code = (body.error && body.error.code) || body.code;
+    askForKey(code);
+    throw new Unauthorized(`401 ${code}: an API key is needed`);
+  }
   if (!response.ok) {
     const err = body.error || {};
     throw new Error(`${response.status} ${err.code || ""}: ${err.message || JSON.stringify(body)}`);
@@ -339,7 +367,7 @@ async function start() {
     state.threshold = meta.threshold.value;
     scaler.low = meta.scaler.data_min; scaler.high = meta.scaler.data_max;
   } catch (e) {
-    status(`Model metadata unavailable: ${e.message}`, true);
+    status(e instanceof Unauthorized ? "Enter an API key to use the explorer." : `Model metadata unavailable: ${e.message}`, true);
     return;
   }
   const pad = new BeatPad($("pad"), scaler.low, scaler.high, (values) => {
