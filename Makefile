@@ -88,7 +88,8 @@ experiment: $(VENV)/.dev
 	$(BIN)/python -m training.experiment
 
 # Builds the images with podman and runs the compose stack end to end (root; installs
-# podman, runc, debootstrap, docker-compose when missing). ~3 min cold, ~35 s warm.
+# podman, runc, debootstrap, docker-compose when missing). ~3 min cold, ~1 min warm (API
+# keys on: 401s, a rotation on the host; 59 s on 2026-12-01).
 container-test:
 	deploy/container-test.sh
 

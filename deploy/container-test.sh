@@ -10,12 +10,18 @@
 # 2. The API image from ./Dockerfile with that base as BASE_IMAGE, and a Prometheus image
 #    from deploy/local/prometheus.Dockerfile (Debian's prometheus package), both with podman
 #    (runc). Layer caching makes rebuilds fast when nothing changed.
-# 3. docker-compose.yml + docker-compose.local.yml with Debian's docker-compose against a
+# 3. docker-compose.yml + docker-compose.local.yml + docker-compose.auth.yml (API keys on,
+#    from a keys directory made as the README says) with Debian's docker-compose against a
 #    private `podman system service` socket (Grafana is not run: no image can be had here).
-# 4. Waits for the API's HEALTHCHECK to pass, posts real ECG5000 beats to /predict and to /v2 (binary), checks
-#    the container's hardening (non-root, read-only root fs, memory limit, no training
-#    packages), then asks Prometheus (HTTP API) that its ecg-api target is up, that it
-#    scraped the request and beat counts, and that the alert rules loaded.
+# 4. Waits for the API's HEALTHCHECK to pass (/readyz needs no key), checks that a request
+#    without a key or with a wrong one gets 401 with WWW-Authenticate: Bearer, posts real
+#    ECG5000 beats with the key to /predict and to /v2 (binary), checks the container's
+#    hardening (non-root, read-only root fs and keys mount, memory limit, no training
+#    packages), then asks Prometheus (HTTP API) that its ecg-api target is up (/metrics
+#    needs no key), that it scraped the request, beat and 401 counts, and that the alert
+#    rules loaded. Then rotates the key by replacing the file on the host: the new key is
+#    taken and the old one refused without a restart; a broken file is refused, counted
+#    and the keys kept; no key ever appears in the API's log.
 # 5. Runs the API image once more with another model directory mounted (ECG_MODEL_DIR) and
 #    checks that model is the one served.
 # Everything started here is torn down on exit, success or not (images are kept as cache).
@@ -37,7 +43,8 @@ API_PORT=${CTEST_API_PORT:-18000}
 PROMETHEUS_PORT=${CTEST_PROMETHEUS_PORT:-19090}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 HOST_CA=${CTEST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}  # pip's CA bundle in the build
-COMPOSE=(docker-compose --project-name "$PROJECT" -f docker-compose.yml -f docker-compose.local.yml)
+COMPOSE=(docker-compose --project-name "$PROJECT" -f docker-compose.yml -f docker-compose.local.yml
+         -f docker-compose.auth.yml)
 
 START=$SECONDS
 log() { printf '[container-test +%4ds] %s\n' "$((SECONDS - START))" "$*"; }
@@ -79,8 +86,18 @@ for port in "$API_PORT" "$PROMETHEUS_PORT"; do
     fi
 done
 
+# The keys directory as docker-compose.auth.yml's comment (and the README) has it made:
+# group 10001 (the image's), setgid so a replacing file keeps the group, nothing for others.
+API_KEYS_DIR=$WORK/api-keys
+mkdir "$API_KEYS_DIR"
+chgrp 10001 "$API_KEYS_DIR"
+chmod 2750 "$API_KEYS_DIR"
+API_KEY=$(python3 -c "import secrets; print(secrets.token_urlsafe(32))")
+printf '# container-test\n%s  # the first key\n' "$API_KEY" >"$API_KEYS_DIR/api-keys"
+chmod 0640 "$API_KEYS_DIR/api-keys"
+
 start_podman_service "$WORK"
-export API_PORT PROMETHEUS_PORT PUBLISH_ADDR=127.0.0.1
+export API_PORT PROMETHEUS_PORT PUBLISH_ADDR=127.0.0.1 API_KEYS_DIR
 
 log "docker-compose up (api, prometheus)"
 "${COMPOSE[@]}" up -d --no-build >"$WORK/compose-up.log" 2>&1 \
@@ -109,13 +126,50 @@ mem=$(podman inspect --format '{{.HostConfig.Memory}}' "$api_ctr")
 if podman exec "$api_ctr" python3 -c "import sklearn" 2>/dev/null; then
     die "training dependency scikit-learn is in the runtime image"
 fi
-log "  uid 10001, read-only root fs, memory limit $(numfmt --to=iec "$mem"), no scikit-learn"
+if podman exec "$api_ctr" sh -c ': >>/etc/ecg-anomaly/secrets/api-keys' 2>/dev/null; then
+    die "the API keys directory is writable in the container"
+fi
+log "  uid 10001, read-only root fs and keys directory, memory limit $(numfmt --to=iec "$mem"), no scikit-learn"
 
-log "posting real ECG5000 beats to /predict and /v2"
-python3 - "http://127.0.0.1:$API_PORT" data/ECG5000_TEST.tsv.gz <<'PY'
+log "API keys: 401 without a key or with a wrong one, probes and /metrics open"
+python3 - "http://127.0.0.1:$API_PORT" "$API_KEY" <<'PY'
+import json, sys, urllib.error, urllib.request
+
+base, key = sys.argv[1], sys.argv[2]
+
+def status(method, route, key=None, body=None):
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + route, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+beat = {"beats": [[0.0] * 140]}
+for sent, code in [(None, "missing_api_key"), ("not-the-key-" + "x" * 20, "invalid_api_key")]:
+    for method, route, body in [("POST", "/predict", beat), ("GET", "/v1/models/ecg-autoencoder", None)]:
+        got, headers, raw = status(method, route, sent, body)
+        assert got == 401, (method, route, sent is None, got)
+        assert headers["WWW-Authenticate"].startswith("Bearer"), headers["WWW-Authenticate"]
+        assert json.loads(raw)["error"]["code"] == code, raw
+        assert key.encode() not in raw
+for route in ("/livez", "/readyz", "/metrics"):
+    assert status("GET", route)[0] == 200, route
+assert status("GET", "/v1/models/ecg-autoencoder", key)[0] == 200  # scores nothing: the counts below hold
+print("  /predict, /v1/models: 401 + WWW-Authenticate: Bearer without a key and with a wrong one;"
+      " 200 with the key; /livez /readyz /metrics 200 without one")
+PY
+
+log "posting real ECG5000 beats to /predict and /v2 (with the key)"
+python3 - "http://127.0.0.1:$API_PORT" data/ECG5000_TEST.tsv.gz "$API_KEY" <<'PY'
 import gzip, json, sys, urllib.request
 
-base, path = sys.argv[1], sys.argv[2]
+base, path, key = sys.argv[1:4]
+auth = {"Authorization": f"Bearer {key}"}
 normal, abnormal = [], []
 with gzip.open(path, "rt") as f:
     for line in f:
@@ -129,7 +183,7 @@ with gzip.open(path, "rt") as f:
 def call(method, route, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + route, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **auth})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.status, resp.read()
 
@@ -170,7 +224,8 @@ head = json.dumps({
 }).encode()
 req = urllib.request.Request(base + "/v2/models/ecg-autoencoder/infer", data=head + raw_beats.tobytes(),
                              method="POST", headers={"Content-Type": "application/octet-stream",
-                                                     "Inference-Header-Content-Length": str(len(head))})
+                                                     "Inference-Header-Content-Length": str(len(head)),
+                                                     **auth})
 with urllib.request.urlopen(req, timeout=30) as resp:
     reply, length = resp.read(), int(resp.headers["Inference-Header-Content-Length"])
 mse = array("f")
@@ -180,7 +235,8 @@ if sys.byteorder != "little":
 assert len(mse) == 200 and max(abs(a - p["mse"]) for a, p in zip(mse, preds)) < 1e-6, "/v2 and /predict differ"
 print("  /v2 binary tensors: the same 200 MSEs as /predict")
 
-metrics = call("GET", "/metrics")[1].decode()
+with urllib.request.urlopen(base + "/metrics", timeout=30) as resp:  # no key: open
+    metrics = resp.read().decode()
 scored = sum(float(l.split()[-1]) for l in metrics.splitlines()
              if l.startswith("ecg_beats_scored_total"))
 assert scored == 420, f"ecg_beats_scored_total is {scored}, expected 420"
@@ -207,6 +263,13 @@ def scalar(expr):
 def alert_rules():
     return [r for g in api("rules")["groups"] for r in g["rules"] if r["type"] == "alerting"]
 
+def auth_failures():
+    result = api("query", query='sum by (reason) (ecg_auth_failures_total{job="ecg-api"})')["result"]
+    return {r["metric"]["reason"]: float(r["value"][1]) for r in result}
+
+# The 401s above: without a key and with a wrong one, on /predict and /v1/models.
+REFUSED = {"missing": 2.0, "invalid": 2.0}
+
 # Wait for a scrape after the requests above and for every rule's first evaluation.
 deadline = time.monotonic() + 120
 while True:
@@ -215,14 +278,15 @@ while True:
         beats = scalar('sum(ecg_beats_scored_total{job="ecg-api"})')
         requests = scalar('sum(ecg_http_requests_total{job="ecg-api"})')
         health = {r["name"]: r["health"] for r in alert_rules()}
+        refused = auth_failures()
     except OSError:  # Prometheus still starting
-        up = beats = requests = health = None
+        up = beats = requests = health = refused = None
     if (up == 1 and beats == 420 and requests is not None and requests >= 6
-            and health and "unknown" not in health.values()):
+            and refused == REFUSED and health and "unknown" not in health.values()):
         break
     if time.monotonic() > deadline:
         raise SystemExit(f"Prometheus after 120s: up={up} beats={beats} requests={requests} "
-                         f"rules={health}")
+                         f"401s={refused} rules={health}")
     time.sleep(2)
 targets = [t for t in api("targets")["activeTargets"] if t["labels"]["job"] == "ecg-api"]
 assert [t["health"] for t in targets] == ["up"], targets
@@ -230,10 +294,76 @@ predict = scalar('sum(ecg_http_requests_total{job="ecg-api", method="POST", stat
 assert predict == 6, f"scraped {predict} successful POSTs, expected 6"
 rules = alert_rules()
 bad = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
-assert len(rules) == 6 and not bad, (len(rules), bad)
-print(f"  target {targets[0]['scrapeUrl']} up; scraped {requests:.0f} requests "
-      f"(6 successful POSTs), {beats:.0f} beats; {len(rules)} alert rules loaded and healthy")
+assert len(rules) == 8 and not bad, (len(rules), bad)
+print(f"  target {targets[0]['scrapeUrl']} up (no key); scraped {requests:.0f} requests "
+      f"(6 successful POSTs), {beats:.0f} beats, 401s by reason {refused}; "
+      f"{len(rules)} alert rules loaded and healthy")
 PY
+
+# Rotation as an operator does it: a new file replaces the old one in the host directory
+# (a new inode, which a single-file bind mount would never show). The server rereads it
+# within seconds, no restart; a broken file is refused and counted, the keys kept.
+log "rotating the API key: replacing the keys file on the host"
+NEW_KEY=$(python3 -c "import secrets; print(secrets.token_urlsafe(32))")
+python3 - "http://127.0.0.1:$API_PORT" "$API_KEYS_DIR/api-keys" "$API_KEY" "$NEW_KEY" <<'PY'
+import os, sys, time, urllib.error, urllib.request
+
+base, path, old, new = sys.argv[1:5]
+
+def status(key):
+    req = urllib.request.Request(base + "/v1/models/ecg-autoencoder",
+                                 headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+def replace(text):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)
+
+def metric(name):
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+        lines = resp.read().decode().splitlines()
+    values = [float(l.split()[-1]) for l in lines if l.split(" ")[0] == name]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+def wait_for(what, done, seconds=30):
+    started = time.monotonic()
+    while not done():
+        if time.monotonic() - started > seconds:
+            raise SystemExit(f"after {seconds}s: {what}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+replace(f"# rotated\n{new}\n")
+replaced = time.time()
+# ecg_api_keys_loaded_timestamp_seconds is the oldest worker's "I hold the file as of":
+# once it is past the replacement, every worker has the new keys.
+took = wait_for("a worker still holds the old keys",
+                lambda: metric("ecg_api_keys_loaded_timestamp_seconds") >= replaced)
+assert all(status(new) == 200 for _ in range(8)), "the new key is refused"
+assert all(status(old) == 401 for _ in range(8)), "the removed key is still accepted"
+print(f"  every worker took the new file {took:.1f}s after it replaced the old one:"
+      " the new key gets 200, the removed one 401")
+
+before = metric("ecg_api_keys_reload_failures_total")
+replace("too-short\n")
+wait_for("the broken file is not counted", lambda: metric("ecg_api_keys_reload_failures_total") > before)
+assert all(status(new) == 200 for _ in range(8)), "a broken keys file locked the key out"
+replace(f"{new}\n")
+print("  a broken keys file: refused, counted in ecg_api_keys_reload_failures_total, keys kept")
+PY
+podman logs "$api_ctr" >"$WORK/api.log" 2>&1 || true
+for key in "$API_KEY" "$NEW_KEY"; do
+    if grep -qF -- "$key" "$WORK/api.log"; then die "an API key is in the API's log"; fi
+done
+log "  no API key in the API's log ($(wc -l <"$WORK/api.log") lines)"
 
 log "memory in use: $(podman stats --no-stream --format '{{.Name}} {{.MemUsage}}' \
     "$api_ctr" "$("${COMPOSE[@]}" ps -q prometheus)" | paste -sd ';' - | sed 's/;/; /g')"

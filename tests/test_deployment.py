@@ -28,6 +28,7 @@ LOCAL_PROMETHEUS_DOCKERFILE = REPO / "deploy" / "local" / "prometheus.Dockerfile
 LOCK = REPO / "requirements" / "serving.lock"
 COMPOSE = REPO / "docker-compose.yml"
 COMPOSE_LOCAL = REPO / "docker-compose.local.yml"
+COMPOSE_AUTH = REPO / "docker-compose.auth.yml"
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
@@ -36,6 +37,7 @@ GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "ecg-anomaly.json"
 DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "ecg-anomaly.yml"
+GRAFANA_ENTRYPOINT = GRAFANA_DIR / "entrypoint.sh"
 CONTAINER_TEST = REPO / "deploy" / "container-test.sh"
 COMPOSE_SCALE = REPO / "docker-compose.scale.yml"
 LOCAL_HAPROXY_DOCKERFILE = REPO / "deploy" / "local" / "haproxy.Dockerfile"
@@ -59,6 +61,8 @@ ALERT_NAMES = {
     "EcgApiHighP99Latency",
     "EcgAnomalyRateSpike",
     "EcgOutOfRangeBeatsRising",
+    "EcgApiAuthFailureBurst",
+    "EcgApiKeysReloadFailed",
 }
 
 
@@ -243,6 +247,18 @@ def test_dashboard_is_valid_and_uses_the_provisioned_datasource():
             assert target["datasource"] == {"type": "prometheus", "uid": datasource["uid"]}
 
 
+def test_dashboard_shows_authentication_failures_by_route_and_reason():
+    """With API keys on, an operator sees which route refuses requests and why (missing or
+    invalid key), the same grouping as the EcgApiAuthFailureBurst alert."""
+    (panel,) = [p for p in dashboard_panels() if p["title"] == "Authentication failures by route and reason"]
+    (target,) = panel["targets"]
+    assert promql_metric_names(target["expr"]) == {"ecg_auth_failures_total"}
+    assert re.search(r"sum by \(route, reason\)", target["expr"])
+    assert "{{route}}" in target["legendFormat"] and "{{reason}}" in target["legendFormat"]
+    (burst,) = [r for r in alert_rules() if r["alert"] == "EcgApiAuthFailureBurst"]
+    assert re.search(r"sum by \(route, reason\)", burst["expr"])
+
+
 def test_dashboard_provider_loads_the_mounted_dashboards():
     (provider,) = load_yaml(DASHBOARD_PROVIDERS)["providers"]
     assert provider["type"] == "file"
@@ -250,6 +266,85 @@ def test_dashboard_provider_loads_the_mounted_dashboards():
     grafana = load_yaml(COMPOSE)["services"]["grafana"]
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+
+
+# Grafana's entrypoint (deploy/grafana/entrypoint.sh), run by the host's POSIX sh with a
+# fake /run.sh in a temporary data directory (Grafana's image cannot be pulled here).
+FAKE_RUN_SH = """#!/bin/sh
+{ printf 'password=%s\\n' "${GF_SECURITY_ADMIN_PASSWORD-<unset>}"
+  printf 'grafana_admin_password=%s\\n' "${GRAFANA_ADMIN_PASSWORD-<unset>}"
+  printf 'args=%s\\n' "$*"; } >"$FAKE_OUT"
+"""
+
+
+def start_grafana(data: Path, **env: str) -> tuple[dict[str, str], str]:
+    """Starts the entrypoint as compose does (with arguments for Grafana): what Grafana's
+    /run.sh was handed, and the entrypoint's log."""
+    data.mkdir(exist_ok=True)
+    run_sh, out = data.parent / "run.sh", data.parent / "run.out"
+    run_sh.write_text(FAKE_RUN_SH)
+    run_sh.chmod(0o755)
+    out.unlink(missing_ok=True)
+    base = {"PATH": os.environ["PATH"], "GF_PATHS_DATA": str(data), "GRAFANA_RUN_SH": str(run_sh)}
+    result = subprocess.run(
+        ["sh", str(GRAFANA_ENTRYPOINT), "cfg:default.log.level=info"],
+        env={**base, "FAKE_OUT": str(out), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    return seen, result.stdout + result.stderr
+
+
+def test_grafana_takes_the_admin_password_it_is_given(tmp_path):
+    seen, log = start_grafana(tmp_path / "data", GRAFANA_ADMIN_PASSWORD="correct-horse-battery")
+    assert seen == {
+        "password": "correct-horse-battery",
+        "grafana_admin_password": "<unset>",  # not left in Grafana's environment
+        "args": "cfg:default.log.level=info",
+    }
+    assert "correct-horse-battery" not in log
+    assert not (tmp_path / "data" / "admin-password").exists()
+
+
+def test_grafana_without_a_password_generates_one_into_its_volume_and_keeps_it(tmp_path):
+    """No GRAFANA_ADMIN_PASSWORD: a random password, in a file only Grafana's user can read,
+    named (never shown) in the log; the next start uses the same one."""
+    data = tmp_path / "data"
+    seen, log = start_grafana(data, GRAFANA_ADMIN_PASSWORD="")
+    file = data / "admin-password"
+    password = file.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{48}", password)
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert seen["password"] == password and password not in log
+    assert str(file) in log
+    assert not list(data.glob("*.tmp"))
+
+    (data / "grafana.db").touch()  # Grafana created its database with that password
+    again, log = start_grafana(data)
+    assert again["password"] == password and password not in log
+    assert start_grafana(tmp_path / "other")[0]["password"] != password
+
+
+def test_grafana_with_an_older_database_keeps_its_password_and_says_how_to_change_it(tmp_path):
+    """A volume created before the entrypoint: a password generated now would not be
+    applied (Grafana sets it only on a new database), so none is, and the log says so."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "grafana.db").touch()
+    seen, log = start_grafana(data)
+    assert seen["password"] == "<unset>"
+    assert not (data / "admin-password").exists()
+    assert "reset-admin-password" in log
+
+
+def test_grafana_entrypoint_is_valid_posix_sh():
+    assert run("sh", "-n", str(GRAFANA_ENTRYPOINT)).returncode == 0
+    shellcheck = tool("shellcheck", "Debian's shellcheck package")
+    result = run(shellcheck, "--shell=sh", str(GRAFANA_ENTRYPOINT))
+    assert result.returncode == 0, result.stdout
 
 
 # --- docker-compose -----------------------------------------------------------------------
@@ -260,15 +355,16 @@ COMPOSE_VARIABLES = {
     "BASE_IMAGE", "ECG_API_IMAGE", "PROMETHEUS_IMAGE", "GRAFANA_IMAGE", "PUBLISH_ADDR",
     "API_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT", "ECG_WORKERS", "GRAFANA_ADMIN_USER",
     "GRAFANA_ADMIN_PASSWORD", "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME",
-    "HAPROXY_IMAGE", "LB_STATS_PORT", "SCALE_NET",
+    "HAPROXY_IMAGE", "LB_STATS_PORT", "SCALE_NET", "API_KEYS_DIR",
 }  # fmt: skip
 
 
-def compose_config(*files: Path) -> dict:
-    """The configuration docker-compose resolves (defaults of ${VAR:-x} applied)."""
+def compose_config(*files: Path, **variables: str) -> dict:
+    """The configuration docker-compose resolves (defaults of ${VAR:-x} applied), with
+    only these of its variables set."""
     compose = tool("docker-compose", "Debian's docker-compose package")
     args = [a for f in files for a in ("-f", str(f))]
-    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES} | variables
     result = subprocess.run(
         [compose, *args, "config"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
@@ -295,6 +391,24 @@ def test_docker_compose_config():
     assert config["services"]["grafana"]["image"].startswith("grafana/grafana:")
 
 
+def test_compose_starts_grafana_without_a_default_password():
+    """Grafana starts through deploy/grafana/entrypoint.sh (mounted read-only), which gets
+    GRAFANA_ADMIN_PASSWORD or generates one; nothing sets a fixed admin password, and
+    anonymous access and sign-up stay off."""
+    grafana = compose_config(COMPOSE)["services"]["grafana"]
+    script = "/usr/local/bin/ecg-grafana-entrypoint.sh"
+    assert grafana["entrypoint"] == ["/bin/sh", script]
+    assert f"{GRAFANA_ENTRYPOINT}:{script}:ro" in grafana["volumes"]
+    env = grafana["environment"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env and "GF_SECURITY_ADMIN_PASSWORD__FILE" not in env
+    assert env["GRAFANA_ADMIN_PASSWORD"] == ""
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "grafana-data:/var/lib/grafana:rw" in grafana["volumes"]  # where a generated one goes
+    given = compose_config(COMPOSE, GRAFANA_ADMIN_PASSWORD="from-the-host")["services"]["grafana"]
+    assert given["environment"]["GRAFANA_ADMIN_PASSWORD"] == "from-the-host"
+
+
 def test_healthcheck_matches_the_dockerfile_and_survives_podman():
     """The compose healthcheck repeats the image's; no argument may contain whitespace,
     which podman's Docker-compatible API would split into several arguments."""
@@ -314,6 +428,44 @@ def test_docker_compose_local_override():
     # Everything else (hardening, mounts, command) is the main file's.
     assert services["api"]["read_only"] is True
     assert services["prometheus"]["command"] == compose_config(COMPOSE)["services"]["prometheus"]["command"]
+
+
+def test_the_auth_override_mounts_a_keys_directory_read_only_and_points_the_server_at_it():
+    """docker-compose.auth.yml turns keys on: the host's keys directory, read-only, and
+    ECG_API_KEYS_FILE naming the file inside it. A directory, not the file, so a replaced
+    file reaches the container; the rest is the main file's api service."""
+    from service.settings import Settings
+
+    base = compose_config(COMPOSE)["services"]["api"]
+    api = compose_config(COMPOSE, COMPOSE_AUTH)["services"]["api"]
+    (volume,) = api["volumes"]
+    source, target, mode = volume.split(":")
+    assert (source, mode) == (str(REPO / "secrets"), "ro")
+    keys_file = api["environment"]["ECG_API_KEYS_FILE"]
+    assert Path(keys_file).parent == Path(target), "the file must be inside the mounted directory"
+    assert Path(keys_file).name == "api-keys"  # the chart's auth.secretKey default too
+    assert {f"ECG_{name.upper()}" for name in Settings.model_fields} >= {
+        k for k in api["environment"] if k.startswith("ECG_")
+    }
+    # Still uid 10001 (the image's USER: no user override) on a read-only root filesystem,
+    # and the healthcheck's /readyz is one of the routes that stay open without a key.
+    assert "user" not in api and api["read_only"] is True
+    assert "/readyz" in Settings.model_fields["auth_open_routes"].default
+    assert "ECG_AUTH_OPEN_ROUTES" not in api["environment"]
+    assert {k: v for k, v in api.items() if k not in ("environment", "volumes")} == {
+        k: v for k, v in base.items() if k not in ("environment", "volumes")
+    }
+    assert api["environment"].items() >= base["environment"].items()
+
+    elsewhere = compose_config(COMPOSE, COMPOSE_AUTH, API_KEYS_DIR="/srv/ecg-keys")["services"]["api"]
+    assert elsewhere["volumes"] == [f"/srv/ecg-keys:{target}:ro"]
+
+
+def test_keys_in_the_default_directory_are_neither_committed_nor_built_into_the_image():
+    ignored = run("git", "check-ignore", "--no-index", "-q", "secrets/api-keys")
+    assert ignored.returncode == 0, "secrets/ must be git-ignored"
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    assert "secrets" in lines and "!secrets" not in lines
 
 
 # --- Dockerfile, context and lock -----------------------------------------------------------

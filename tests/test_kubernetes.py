@@ -23,6 +23,7 @@ import math
 import re
 import subprocess
 from functools import cache
+from pathlib import PurePosixPath
 from typing import Any
 
 import kubernetes_validate
@@ -118,10 +119,15 @@ def config_of(docs) -> dict[str, str]:
     return one(docs, "ConfigMap")["data"]
 
 
-def bind_port(container: dict[str, Any]) -> int:
-    host, _, port = env_of(container)["ECG_BIND"].rpartition(":")
+def bind_port(container: dict[str, Any], variable: str = "ECG_BIND") -> int:
+    host, _, port = env_of(container)[variable].rpartition(":")
     assert host == "0.0.0.0", "the server must listen on all interfaces in a pod"
     return int(port)
+
+
+def metrics_port(container: dict[str, Any]) -> int | None:
+    """The port of the keyless /metrics listener (ECG_METRICS_BIND), if there is one."""
+    return bind_port(container, "ECG_METRICS_BIND") if "ECG_METRICS_BIND" in env_of(container) else None
 
 
 def settings_of(docs, container: dict[str, Any], monkeypatch):
@@ -232,10 +238,13 @@ def manifest_problems(docs, app) -> list[str]:
     problems = []
     for spec in pod_specs(docs):
         container = server_container(spec)
-        port = bind_port(container)
+        port, scrape = bind_port(container), metrics_port(container)
         numbers = {p["name"]: p["containerPort"] for p in container["ports"]}
-        if list(numbers.values()) != [port]:
-            problems.append(f"container ports {numbers} are not the bind port {port}")
+        # The bind port first; the metrics port may be declared too (KServe's predictor
+        # declares one port only: Knative takes no more).
+        if list(numbers.values())[:1] != [port] or set(numbers.values()) - {port, scrape}:
+            also = f" and the metrics port {scrape}" if scrape else ""
+            problems.append(f"container ports {numbers} are not the bind port {port}{also}")
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             if kind not in container:
                 continue
@@ -246,21 +255,31 @@ def manifest_problems(docs, app) -> list[str]:
                 problems.append(f"{kind}: port {get['port']} is not the server's {port}")
     for doc in docs:
         if doc["kind"] == "Service":
-            names = {p["name"] for p in server_container(deployment_pod(docs))["ports"]}
+            names = sorted(p["name"] for p in server_container(deployment_pod(docs))["ports"])
             for service_port in doc["spec"]["ports"]:
                 if service_port["targetPort"] not in names:
                     problems.append(f"Service targets port {service_port['targetPort']!r}, not {names}")
         if doc["kind"] == "NetworkPolicy":
-            names = {p["name"] for p in server_container(deployment_pod(docs))["ports"]}
+            names = sorted(p["name"] for p in server_container(deployment_pod(docs))["ports"])
             for rule in doc["spec"]["ingress"]:
                 for port in rule["ports"]:
                     if port["port"] not in names:
                         problems.append(f"NetworkPolicy opens port {port['port']!r}, not {names}")
         if doc["kind"] == "ServiceMonitor":
-            service_ports = {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
+            service_ports = {p["name"]: p["targetPort"] for p in one(docs, "Service")["spec"]["ports"]}
+            container = server_container(deployment_pod(docs))
+            numbers = {p["name"]: p["containerPort"] for p in container["ports"]}
+            # /metrics is served on the metrics port when there is one, else on the API's.
+            serving = metrics_port(container) or bind_port(container)
             for endpoint in doc["spec"]["endpoints"]:
                 if endpoint["port"] not in service_ports:
-                    problems.append(f"ServiceMonitor scrapes port {endpoint['port']!r}, not {service_ports}")
+                    problems.append(
+                        f"ServiceMonitor scrapes port {endpoint['port']!r}, not {sorted(service_ports)}"
+                    )
+                elif numbers.get(service_ports[endpoint["port"]]) != serving:
+                    problems.append(
+                        f"ServiceMonitor scrapes port {endpoint['port']!r}, /metrics is on {serving}"
+                    )
                 if (problem := route_problem(app, endpoint["path"])) is not None:
                     problems.append(f"ServiceMonitor: {problem}")
         if doc["kind"] == "PrometheusRule":
@@ -293,7 +312,7 @@ def test_a_route_port_or_metric_the_server_lacks_is_caught(app):
         "livenessProbe: no route /healthz",  # the Deployment's and the InferenceService's
     ]
     broken = copy.deepcopy(render(*VARIANTS["all-on"]))
-    one(broken, "Service")["spec"]["ports"][0]["targetPort"] = "metrics"
+    one(broken, "Service")["spec"]["ports"][0]["targetPort"] = "metric"
     one(broken, "ServiceMonitor")["spec"]["endpoints"][0]["path"] = "/prometheus"
     rule = one(broken, "PrometheusRule")["spec"]["groups"][0]["rules"][0]
     rule["expr"] = 'rate(ecg_requests_total{job="ecg-api"}[5m]) > 1'
@@ -303,11 +322,15 @@ def test_a_route_port_or_metric_the_server_lacks_is_caught(app):
     predictor["ports"][0]["containerPort"] = 8000
     assert manifest_problems(broken, app) == [
         "readinessProbe: port 9000 is not the server's 8000",
-        "container ports {'http1': 8000} are not the bind port 8080",
-        "Service targets port 'metrics', not {'http'}",
+        "container ports {'http1': 8000} are not the bind port 8080 and the metrics port 9100",
+        "Service targets port 'metric', not ['http', 'metrics']",
         "rule EcgApiDown names metrics the server lacks: {'ecg_requests_total'}",
         "ServiceMonitor: no route /prometheus",
     ]
+    # A scrape of the API port once /metrics has moved to the metrics port.
+    moved = copy.deepcopy(render(*VARIANTS["all-on"]))
+    one(moved, "ServiceMonitor")["spec"]["endpoints"][0]["port"] = "http"
+    assert manifest_problems(moved, app) == ["ServiceMonitor scrapes port 'http', /metrics is on 9100"]
 
 
 def test_probes_answer_on_a_warm_server(docs, client):
@@ -332,8 +355,13 @@ def test_the_startup_probe_waits_for_the_model_and_allows_a_slow_load(docs):
 
 
 def test_the_server_accepts_the_rendered_settings(docs, monkeypatch):
+    from service.settings import Settings
+
+    fields = {f"ECG_{name.upper()}" for name in Settings.model_fields}
     for spec in pod_specs(docs):
         container = server_container(spec)
+        named = {k for k in [*env_of(container), *config_of(docs)] if k.startswith("ECG_")}
+        assert named <= fields, f"not settings of the server: {named - fields}"
         config_map = one(docs, "ConfigMap")["metadata"]["name"]
         assert container["envFrom"] == [{"configMapRef": {"name": config_map}}]
         settings = settings_of(docs, container, monkeypatch)
@@ -540,19 +568,25 @@ def test_the_budget_spread_and_service_select_the_pods(docs):
     assert strategy["maxUnavailable"] == 0, "a rollout keeps every ready pod until its replacement is"
 
 
-def test_the_network_policy_opens_only_the_api_port(docs, variant):
+def test_the_network_policy_opens_only_the_api_port_and_the_metrics_port(docs, variant):
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    (rule,) = policy["spec"]["ingress"]
-    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     if variant == "defaults":
-        assert "from" not in rule
+        (rule,) = policy["spec"]["ingress"]
+        assert rule == {"ports": [{"port": "http", "protocol": "TCP"}]}  # from anywhere
     else:
         values = load_yaml(ALL_ON)["networkPolicy"]
+        rule, metrics = policy["spec"]["ingress"]
+        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
         assert rule["from"] == [
             *({"namespaceSelector": {"matchLabels": labels}} for labels in values["ingressNamespaces"]),
             {"podSelector": {}},
         ]
+        # The keyless metrics port: only the scraper's namespace.
+        assert metrics == {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        }
 
 
 # --- models from a volume ------------------------------------------------------------------------
@@ -591,6 +625,159 @@ def test_the_bundled_model_needs_no_volume():
     spec = one(render(), "Deployment")["spec"]["template"]["spec"]
     assert "ECG_MODEL_DIR" not in env_of(server_container(spec))  # the image's /app/saved_models
     assert {v["name"] for v in spec["volumes"]} == {"tmp", "shm"}
+
+
+# --- API keys and the metrics port ---------------------------------------------------------------
+
+KEYS_SECRET = ("--set", "auth.existingSecret=ecg-api-keys")
+
+
+def keys_problems(docs) -> list[str]:
+    """Why a pod would not see its API keys as the server needs them: the file
+    ECG_API_KEYS_FILE names, in the chart's Secret mounted read-only as a whole directory
+    (a subPath never sees a rotated Secret), readable by the server's uid/gid."""
+    uid, gid = dockerfile_user()
+    problems = []
+    for spec in pod_specs(docs):
+        container = server_container(spec)
+        keys_file = PurePosixPath(env_of(container)["ECG_API_KEYS_FILE"])
+        mounts = [m for m in container["volumeMounts"] if keys_file.is_relative_to(m["mountPath"])]
+        if len(mounts) != 1:
+            problems.append(f"{keys_file} is in {len(mounts)} mounts")
+            continue
+        (mount,) = mounts
+        if mount.get("readOnly") is not True:
+            problems.append(f"{mount['mountPath']} is not mounted read-only")
+        if "subPath" in mount or "subPathExpr" in mount:
+            problems.append(f"{mount['mountPath']} is mounted with a subPath")
+        if keys_file.parent != PurePosixPath(mount["mountPath"]):
+            problems.append(f"{keys_file} is not directly in {mount['mountPath']}")
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        secret = volume.get("secret")
+        if secret is None or secret["secretName"] != "ecg-api-keys":
+            problems.append(f"{mount['mountPath']} is not the Secret ecg-api-keys: {volume}")
+            continue
+        if secret.get("items", [{"path": keys_file.name}]) != [{"key": "api-keys", "path": keys_file.name}]:
+            problems.append(
+                f"the Secret's key api-keys is not projected as {keys_file.name}: {secret['items']}"
+            )
+        # The kubelet writes the files as root:<fsGroup> with defaultMode.
+        mode, fs_group = secret["defaultMode"], spec.get("securityContext", {}).get("fsGroup")
+        if not (mode & 0o004 or (fs_group == gid and mode & 0o040)):
+            problems.append(f"mode {mode:#o} with fsGroup {fs_group}: uid {uid} cannot read the keys")
+        if mode & 0o222:
+            problems.append(f"mode {mode:#o} lets the keys be written")
+    return problems
+
+
+@pytest.mark.parametrize(
+    "args",
+    [KEYS_SECRET, (*VARIANTS["all-on"],), (*VARIANTS["all-on"], "--set", "kserve.deploymentMode=Knative")],
+    ids=["deployment", "all-on", "knative"],
+)
+def test_api_keys_come_from_the_named_secret_mounted_read_only_as_a_directory(args, monkeypatch):
+    docs = render(*args)
+    assert pod_specs(docs)
+    assert keys_problems(docs) == []
+    for spec in pod_specs(docs):
+        container = server_container(spec)
+        settings = settings_of(docs, container, monkeypatch)
+        assert str(settings.api_keys_file) == env_of(container)["ECG_API_KEYS_FILE"]
+        assert settings.api_keys_file == PurePosixPath("/etc/ecg-anomaly/secrets/api-keys")
+        (volume,) = [v for v in spec["volumes"] if "secret" in v]
+        # 0440 where the pod sets fsGroup 10001; 0444 under Knative, which sets none.
+        assert volume["secret"]["defaultMode"] == (0o440 if "securityContext" in spec else 0o444)
+    for doc in docs:
+        if (doc["apiVersion"], doc["kind"]) not in CUSTOM_RESOURCES:
+            for version in (KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]):
+                kubernetes_validate.validate(doc, version, strict=True)
+    # Rotating means updating the Secret: nothing of it is in the pod template, so the
+    # Deployment is the same whatever the Secret holds, and no rollout is needed.
+    deployment = one(docs, "Deployment")["spec"]["template"]
+    assert "ecg-api-keys" not in str(deployment["metadata"])
+
+
+def test_a_keys_mount_that_would_miss_a_rotation_or_be_unreadable_is_caught():
+    docs = copy.deepcopy(render(*KEYS_SECRET))
+    spec = deployment_pod(docs)
+    (mount,) = [m for m in server_container(spec)["volumeMounts"] if m["name"] == "api-keys"]
+    mount["subPath"] = "api-keys"
+    del mount["readOnly"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "api-keys"]
+    volume["secret"]["defaultMode"] = 0o400
+    del spec["securityContext"]["fsGroup"]
+    assert keys_problems(docs) == [
+        "/etc/ecg-anomaly/secrets is not mounted read-only",
+        "/etc/ecg-anomaly/secrets is mounted with a subPath",
+        "mode 0o400 with fsGroup None: uid 10001 cannot read the keys",
+    ]
+
+
+def test_without_a_secret_keys_are_off_and_nothing_is_mounted():
+    for spec in pod_specs(render("--set", "kserve.enabled=true")):
+        container = server_container(spec)
+        assert not {"ECG_API_KEYS_FILE", "ECG_METRICS_BIND"} & set(env_of(container))
+        assert not [v for v in spec["volumes"] if "secret" in v]
+
+
+@pytest.mark.parametrize("binary", ["helm", "helm3"])
+def test_keys_inline_and_bad_names_or_ports_are_refused(binary):
+    """Keys never go in values; the Secret's name must be one Kubernetes takes, the metrics
+    port an unprivileged one other than the API's."""
+    for args, message in [
+        (("--set", "auth.keys=s3cr3t-s3cr3t-s3cr3t"), "additional properties 'keys' not allowed"),
+        (("--set", "auth.existingSecret=ECG_Keys"), "/auth/existingSecret"),
+        (("--set", "auth.existingSecret=-keys"), "/auth/existingSecret"),
+        (("--set", f"auth.existingSecret={'k' * 254}"), "/auth/existingSecret"),
+        (("--set", "auth.secretKey=keys/api-keys"), "/auth/secretKey"),
+        (("--set", "auth.secretKey=.."), "/auth/secretKey"),
+        (("--set", "config.ECG_API_KEYS_FILE=/keys.txt"), "ECG_API_KEYS_FILE"),
+        (("--set", "config.ECG_METRICS_BIND=0.0.0.0:9100"), "ECG_METRICS_BIND"),
+        (("--set", "metrics.port=80"), "/metrics/port"),
+        (("--set", "metrics.port=65536"), "/metrics/port"),
+        (("--set", "metrics.port=8000"), "metrics.port 8000 is containerPort's"),
+        (
+            ("--set", "kserve.enabled=true", "--set", "metrics.port=8080"),
+            "metrics.port 8080 is kserve.port's",
+        ),
+    ]:
+        result = helm("template", RELEASE, str(CHART), *args, binary=binary)
+        assert result.returncode != 0, args
+        if binary == "helm":  # helm 3 words schema errors its own way
+            assert message in result.stderr, result.stderr
+    name = ("--set", "auth.existingSecret=ecg.api-keys-2")  # dots and digits: a good name
+    accepted = helm("template", RELEASE, str(CHART), *name, binary=binary)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_the_metrics_port_serves_the_scrape_without_a_key_and_the_api_port_does_not(monkeypatch):
+    """metrics.port: the server's second listener (ECG_METRICS_BIND) is what the Service,
+    the ServiceMonitor, the NetworkPolicy and KServe's scraping annotation point at."""
+    docs = render("--set", "metrics.port=9100", "--set", "metrics.serviceMonitor.enabled=true")
+    container = server_container(deployment_pod(docs))
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9100, "protocol": "TCP"},
+    ]
+    settings = settings_of(docs, container, monkeypatch)
+    assert (settings.bind, settings.metrics_bind) == ("0.0.0.0:8000", "0.0.0.0:9100")
+    service_ports = one(docs, "Service")["spec"]["ports"]
+    assert {"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"} in service_ports
+    (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    _, metrics_rule = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    assert metrics_rule == {"ports": [{"port": "metrics", "protocol": "TCP"}]}  # the API port's sources: any
+    for doc in docs:
+        if (doc["apiVersion"], doc["kind"]) not in CUSTOM_RESOURCES:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+
+    isvc = one(render(*VARIANTS["all-on"]), "InferenceService")
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["prometheus.kserve.io/port"] == "9100"
+    assert annotations["prometheus.kserve.io/path"] == "/metrics"
+    predictor = server_container(isvc["spec"]["predictor"])
+    assert metrics_port(predictor) == 9100
+    assert [p["containerPort"] for p in predictor["ports"]] == [8080]  # Knative takes one port
 
 
 # --- Prometheus Operator ------------------------------------------------------------------------
@@ -680,3 +867,10 @@ def test_notes_name_the_release():
     assert f"rollout status deployment/{RELEASE}" in result.stdout
     assert "terminationGracePeriodSeconds is 39 s" in result.stdout
     assert "/v2/models/ecg-autoencoder/infer" in result.stdout
+    # With keys on: the header, and how to create and rotate the Secret.
+    assert 'curl -H "Authorization: Bearer $KEY"' in result.stdout
+    assert "create secret generic ecg-api-keys --from-file=api-keys=./api-keys.txt --dry-run" in result.stdout
+    assert "without a key on port 9100 only" in result.stdout
+    off = helm("install", RELEASE, str(CHART), "--dry-run=client", "--namespace", NAMESPACE)
+    assert off.returncode == 0, off.stderr
+    assert "API keys are off: whoever reaches the Service can score" in off.stdout

@@ -86,6 +86,32 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
+{{/* Where the API keys Secret is mounted: a directory, as docker-compose.auth.yml mounts one. */}}
+{{- define "ecg-anomaly.apiKeysDir" -}}
+/etc/ecg-anomaly/secrets
+{{- end }}
+
+{{/*
+ECG_API_KEYS_FILE (with auth.existingSecret) and ECG_METRICS_BIND (with metrics.port), and
+the checks the schema cannot make: the metrics port differs from the API's.
+*/}}
+{{- define "ecg-anomaly.securityEnv" -}}
+{{- with .Values.auth.existingSecret }}
+- name: ECG_API_KEYS_FILE
+  value: {{ printf "%s/%s" (include "ecg-anomaly.apiKeysDir" $) $.Values.auth.secretKey | quote }}
+{{- end }}
+{{- with (int .Values.metrics.port) }}
+{{- if eq . (int $.Values.containerPort) }}
+{{- fail (printf "metrics.port %d is containerPort's: the metrics port must be another" .) }}
+{{- end }}
+{{- if and $.Values.kserve.enabled (eq . (int $.Values.kserve.port)) }}
+{{- fail (printf "metrics.port %d is kserve.port's: the metrics port must be another" .) }}
+{{- end }}
+- name: ECG_METRICS_BIND
+  value: {{ printf "0.0.0.0:%d" . | quote }}
+{{- end }}
+{{- end }}
+
 {{/* Volumes: memory-backed /tmp and /dev/shm, and the model's. */}}
 {{- define "ecg-anomaly.volumes" -}}
 - name: tmp
@@ -108,11 +134,35 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
+{{/*
+The API keys Secret's volume (with auth.existingSecret): dict "root" $ "fsGroup" <whether
+the pod sets fsGroup 10001>. Mounted whole, never with a subPath: the kubelet then swaps
+in an updated Secret (a rotation) and the server rereads the file, no restart. Only the
+keys file is projected, as 0440 (288), readable by the fsGroup, the server's group; a
+pod without fsGroup (Knative) gets 0444 (292), as root owns the files there.
+*/}}
+{{- define "ecg-anomaly.apiKeysVolume" -}}
+{{- with .root.Values.auth.existingSecret }}
+- name: api-keys
+  secret:
+    secretName: {{ . }}
+    defaultMode: {{ if $.fsGroup }}288{{ else }}292{{ end }}
+    items:
+      - key: {{ $.root.Values.auth.secretKey }}
+        path: {{ $.root.Values.auth.secretKey }}
+{{- end }}
+{{- end }}
+
 {{- define "ecg-anomaly.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
 - name: shm
   mountPath: /dev/shm
+{{- if .Values.auth.existingSecret }}
+- name: api-keys
+  mountPath: {{ include "ecg-anomaly.apiKeysDir" . }}
+  readOnly: true
+{{- end }}
 {{- if ne .Values.model.source "bundled" }}
 - name: model
   mountPath: {{ .Values.model.mountPath }}
@@ -153,4 +203,19 @@ httpGet:
 periodSeconds: {{ .probe.periodSeconds }}
 timeoutSeconds: {{ .probe.timeoutSeconds }}
 failureThreshold: {{ .probe.failureThreshold }}
+{{- end }}
+
+{{/* A NetworkPolicy rule's sources: dict "namespaces" <list of matchLabels> "sameNamespace" <bool>; none, any source. */}}
+{{- define "ecg-anomaly.networkPolicyFrom" -}}
+{{- if or .namespaces .sameNamespace }}
+from:
+  {{- range .namespaces }}
+  - namespaceSelector:
+      matchLabels:
+        {{- toYaml . | nindent 8 }}
+  {{- end }}
+  {{- if .sameNamespace }}
+  - podSelector: {}
+  {{- end }}
+{{- end }}
 {{- end }}
