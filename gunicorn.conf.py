@@ -8,6 +8,7 @@ fork, and its app loads and warms the model in the background (``/readyz`` says 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from service.api_keys import KeysFileError, read_keys_file
 from service.arbiter import Arbiter
-from service.artifact import ArtifactError, open_artifact
+from service.artifact import Artifact, ArtifactError, open_artifact, runtime_file
 from service.settings import Settings
 from service.worker import SyncWorker
 
@@ -57,6 +58,15 @@ _multiproc = os.environ.setdefault(
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def servable(settings: Settings) -> Artifact:
+    """The version to serve, with a checked copy for ``ECG_RUNTIME`` (no runtime imported)."""
+    artifact = open_artifact(settings.model_dir, settings.model_name, settings.model_version)
+    runtime_file(artifact, settings.runtime)
+    if settings.runtime == "litert" and importlib.util.find_spec("ai_edge_litert") is None:
+        raise ArtifactError("ECG_RUNTIME=litert needs ai-edge-litert: pip install 'ecg-anomaly[litert]'")
+    return artifact
+
+
 def on_starting(server) -> None:
     """Fail fast, before forking, when the model cannot be found or its metadata is bad,
     or when the server was started without its lifecycle (``gunicorn`` instead of
@@ -66,12 +76,14 @@ def on_starting(server) -> None:
         server.log.error("start the server with `python -m service` (gunicorn's options), not `gunicorn`")
         sys.exit(1)
     try:
-        artifact = open_artifact(settings.model_dir, settings.model_name, settings.model_version)
+        artifact = servable(settings)
     except ArtifactError as exc:
         server.log.error("cannot serve: %s", exc)
         sys.exit(1)
     meta = artifact.metadata
-    server.log.info("serving %s version %s from %s", meta.model_name, meta.version, artifact.path)
+    server.log.info(
+        "serving %s version %s from %s on %s", meta.model_name, meta.version, artifact.path, settings.runtime
+    )
     server.server_state.model_version = meta.version
     if settings.api_keys_file is not None:
         try:
@@ -98,7 +110,7 @@ def on_reload(server) -> None:
         except KeysFileError as exc:
             server.log.error("reload keeps the API keys read before: %s", exc)
     try:
-        artifact = open_artifact(settings.model_dir, settings.model_name, settings.model_version)
+        artifact = servable(settings)
     except ArtifactError as exc:
         if settings.model_version is not None:
             return  # the operator asked for exactly this one: its workers fail as at start

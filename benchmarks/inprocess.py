@@ -6,7 +6,7 @@ Runtime's default thread pools, i.e. both CPUs):
 - ``tf signature``: the SavedModel's serving signature called directly, the canonical way
   (``tf.saved_model.load(path).signatures[name](beats=...)``, outputs to numpy);
 - ``onnx signature``: the same model converted by tf2onnx, one ONNX Runtime session run;
-- ``tf scorer``: the source tree's own ``service.predictor.SignatureScorer``;
+- ``tf scorer``: the source tree's own ``service.runtimes.SignatureScorer``;
 - ``path``: the whole request path without HTTP, from the JSON body's bytes to the
   response's bytes: ``parse_predict_request`` + ``Predictor.predict`` + ``predict_body`` +
   ``orjson.dumps``, exactly what ``/predict`` does between Flask's input and output, with
@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.common import beat_rows, model_path, predict_body, request_body
     from benchmarks.servers.onnx_predictor import OnnxScorer
-    from service import predictor as predictor_module
     from service.artifact import read_metadata
+    from service.predictor import Predictor
+    from service.runtimes import SignatureScorer
 
     path = model_path()
     meta = read_metadata(path)
@@ -114,18 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
     load_s["eager_signature"] = time.perf_counter() - started
     started = time.perf_counter()
-    tf_scorer = predictor_module.SignatureScorer(path, meta.signature_name)
-    tf_predictor = predictor_module.Predictor(path, meta)
+    tf_scorer = SignatureScorer(path, meta.signature_name)
+    tf_predictor = Predictor(meta, tf_scorer)
     tf_predictor.warm_up()
     load_s["tf_predictor"] = time.perf_counter() - started
     started = time.perf_counter()
     onnx_scorer = OnnxScorer(path, meta.signature_name)
-    original = predictor_module.SignatureScorer
-    predictor_module.SignatureScorer = lambda *a, **k: onnx_scorer  # type: ignore[misc, assignment]
-    try:
-        onnx_predictor = predictor_module.Predictor(path, meta)
-    finally:
-        predictor_module.SignatureScorer = original  # type: ignore[misc]
+    onnx_predictor = Predictor(meta, onnx_scorer)  # our scoring path around another runtime
     onnx_predictor.warm_up()
     load_s["onnx_predictor"] = time.perf_counter() - started
 

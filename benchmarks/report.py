@@ -548,7 +548,7 @@ def _inprocess_section(data: dict, ours_like: list[str]) -> list[str]:
         "- `tf signature`: the SavedModel's serving signature called directly, the canonical way "
         "(`tf.saved_model.load(path).signatures['serving_default'](beats=...)`, outputs to numpy).\n"
         "- `onnx signature`: the same model converted by tf2onnx, one ONNX Runtime session run.\n"
-        "- `tf scorer`: the source tree's own `service.predictor.SignatureScorer`.\n"
+        "- `tf scorer`: the source tree's own `service.runtimes.SignatureScorer`.\n"
         "- `path`: the whole request path without HTTP, JSON bytes in, JSON bytes out: "
         "`parse_predict_request` + `Predictor.predict` + `predict_body` + `orjson.dumps`, with TensorFlow "
         "or ONNX Runtime inside the predictor.\n"

@@ -9,6 +9,7 @@ before forking workers.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,15 @@ OUTPUT_RECONSTRUCTION = "reconstruction"
 OUTPUT_POINT_ERRORS = "point_errors"
 OUTPUT_MSE = "mse"
 SIGNATURE_OUTPUTS = (OUTPUT_RECONSTRUCTION, OUTPUT_POINT_ERRORS, OUTPUT_MSE)
+# The runtimes a version can be served on: TensorFlow from the SavedModel (always), or
+# LiteRT from the portable copy the export checks against the SavedModel's signature.
+RUNTIME_TENSORFLOW: Final = "tensorflow"
+RUNTIME_LITERT: Final = "litert"
+Runtime = Literal["tensorflow", "litert"]
+LITERT_FILE = "model.tflite"
+# Most a portable copy may differ from the signature in MSE and per-point error (scaled
+# space) on the validation beats; off by more, the version is not published.
+MAX_RUNTIME_DIFFERENCE: Final = 1e-6
 NORMAL_CLASS = 1
 ABNORMAL_CLASSES = (2, 3, 4, 5)
 CLASS_NAMES = {
@@ -115,6 +125,21 @@ class Split(_Frozen):
     abnormal_fraction_in_training: float
 
 
+class PortableCopy(_Frozen):
+    """A copy of the serving signature for a runtime without TensorFlow, and how well it
+    agreed with the SavedModel on the validation beats before the version was published."""
+
+    runtime: Literal["litert"]
+    file: str
+    sha256: str
+    converter: str
+    converter_version: str
+    interpreter_version: str
+    checked_beats: int = Field(ge=1)
+    max_abs_diff: dict[str, float]  # per signature output
+    same_flags: bool
+
+
 class Metadata(_Frozen):
     """The typed ``metadata.json`` written next to every exported SavedModel."""
 
@@ -136,6 +161,10 @@ class Metadata(_Frozen):
     split: Split
     history: dict[str, list[float]]
     versions: dict[str, str]
+    portable: list[PortableCopy] = Field(default_factory=list)  # empty: TensorFlow only
+
+    def portable_copy(self, runtime: str) -> PortableCopy | None:
+        return next((c for c in self.portable if c.runtime == runtime), None)
 
     @field_validator("model_name")
     @classmethod
@@ -209,3 +238,29 @@ def open_artifact(root: Path, model_name: str, version: int | None = None) -> Ar
     checked: the one way the server, its master and its tools find a model."""
     path = resolve_version(root, model_name, version)
     return Artifact(path, read_metadata(path))
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def runtime_file(artifact: Artifact, runtime: str) -> Path | None:
+    """The file ``runtime`` serves ``artifact`` from (None: TensorFlow, the SavedModel),
+    checked: recorded in the metadata, present, and the bytes that were checked."""
+    if runtime == RUNTIME_TENSORFLOW:
+        return None
+    meta = artifact.metadata
+    copy = meta.portable_copy(runtime)
+    if copy is None:
+        raise ArtifactError(
+            f"{meta.model_name} version {meta.version} has no {runtime} copy; serve it with"
+            f" ECG_RUNTIME=tensorflow, or add one (python -m training.portable {artifact.path})"
+        )
+    file = artifact.path / copy.file
+    try:
+        digest = sha256_file(file)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {file}: {exc.strerror}") from exc
+    if digest != copy.sha256:
+        raise ArtifactError(f"{file} is not the file the export checked (sha256 {digest[:12]}...)")
+    return file

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .artifact import Metadata
+from .artifact import Artifact, Metadata
 from .errors import ModelNotReady
 from .metrics import ServiceMetrics
 from .predictor import Predictor
@@ -38,11 +38,11 @@ class ModelLoader:
         on_failure: Callable[[BaseException], None] | None = None,
         load: PredictorFactory | None = None,
     ) -> None:
-        """``load`` makes the predictor (default: the SavedModel at ``path`` on TensorFlow);
+        """``load`` makes the predictor (default: the version at ``path`` on ECG_RUNTIME);
         tests hand in one already loaded, or one that waits, to hold the loading window open."""
         self.path, self.metadata, self.settings, self.metrics = path, metadata, settings, metrics
         self._on_failure = on_failure
-        self._load_predictor = load or self._load_saved_model
+        self._load_predictor = load or self._load_version
         self._ready = threading.Event()
         self._predictor: Predictor | None = None
         self.error: str | None = None
@@ -87,10 +87,12 @@ class ModelLoader:
             },
         )
 
-    def _load_saved_model(self) -> Predictor:
+    def _load_version(self) -> Predictor:
         # Intra-op threads sized so that all workers together use the machine's cores once,
         # not N times over.
-        return Predictor(self.path, self.metadata, self.settings.intra_op_threads(), self.settings.onednn())
+        settings = self.settings
+        artifact = Artifact(self.path, self.metadata)
+        return Predictor.load(artifact, settings.runtime, settings.intra_op_threads(), settings.onednn())
 
     @property
     def ready(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .artifact import BUNDLED_MODEL_DIR, REPO_ROOT
+from .artifact import BUNDLED_MODEL_DIR, REPO_ROOT, Runtime
 
 
 class Settings(BaseSettings):
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         " test split); checked against the metadata's sha256. Absent: the explorer has no test split.",
     )
     model_version: int | None = Field(None, ge=1, description="Version to serve; unset serves the newest.")
+    runtime: Runtime = Field(
+        "tensorflow",
+        description="What runs the model: tensorflow (the SavedModel) or litert (the version's"
+        " checked LiteRT copy: a fraction of the memory and start-up; README, Runtimes).",
+    )
     bind: str = Field("127.0.0.1:8000", description="gunicorn listen address (host:port).")
     metrics_bind: str | None = Field(
         None,

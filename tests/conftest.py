@@ -72,10 +72,10 @@ def bundled_metadata():
 @pytest.fixture(scope="session")
 def tiny_predictor(tiny_run):
     """The tiny model loaded once: loading TensorFlow is the slow part of an app."""
-    from service.artifact import read_metadata
+    from service.artifact import open_artifact
     from service.predictor import Predictor
 
-    return Predictor(tiny_run.path, read_metadata(tiny_run.path))
+    return Predictor.load(open_artifact(tiny_run.path.parent.parent, "tiny"))
 
 
 @pytest.fixture()

@@ -67,10 +67,11 @@ def test_a_fresh_worker_runs_tensorflows_plain_kernels_unless_asked_and_scores_t
     script = (
         "import json, sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from service.artifact import read_metadata\n"
+        "from service.artifact import Artifact, read_metadata\n"
         "from service.predictor import Predictor\n"
         "path = Path(sys.argv[1])\n"
-        "p = Predictor(path, read_metadata(path), 1, onednn=sys.argv[2] == '1')\n"
+        "artifact = Artifact(path, read_metadata(path))\n"
+        "p = Predictor.load(artifact, 'tensorflow', 1, onednn=sys.argv[2] == '1')\n"
         "from tensorflow.python.util import _pywrap_util_port\n"
         "mse = p.predict(np.array(json.loads(sys.stdin.read()), dtype=np.float32)).mse\n"
         "print(json.dumps([_pywrap_util_port.IsMklEnabled(), mse.tolist()]))\n"

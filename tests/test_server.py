@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import requests
 
-from service.predictor import SignatureScorer
+from service.runtimes import SignatureScorer
 
 from .conftest import (
     BUNDLED_MODELS,

@@ -35,7 +35,7 @@ def test_a_request_deadline_past_the_worker_timeout_is_refused(monkeypatch):
         Settings()
 
 
-def test_the_gunicorn_master_imports_neither_tensorflow_nor_prometheus_client():
+def test_the_gunicorn_master_imports_no_model_runtime_nor_prometheus_client():
     """What gunicorn.conf.py imports runs in the master before the fork. TensorFlow there
     deadlocks the workers; prometheus-client there fixes its mode before
     PROMETHEUS_MULTIPROC_DIR is set, and then each worker counts only for itself."""
@@ -46,7 +46,8 @@ def test_the_gunicorn_master_imports_neither_tensorflow_nor_prometheus_client():
 
     check = (
         "import runpy, sys; runpy.run_path('gunicorn.conf.py');"
-        "print(sorted(m for m in ('tensorflow', 'prometheus_client') if m in sys.modules))"
+        "print(sorted(m for m in ('tensorflow', 'prometheus_client', 'ai_edge_litert', 'onnxruntime')"
+        " if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

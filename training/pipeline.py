@@ -1,5 +1,5 @@
-"""One training run, in order: load, split, scale, fit, export, score, threshold, evaluate,
-report, publish.
+"""One training run, in order: load, split, scale, fit, export, score, threshold, the
+portable copy (checked against the signature), evaluate, report, publish.
 
 Scores used for the threshold and the metrics come from the exported signature itself
 (loaded back from the staging folder), so the reported numbers are those of the artifact
@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from service.artifact import NORMAL_CLASS, REPORT_DIR, SIGNATURE_NAME, Metadata, Scaler, Split
-from service.predictor import SignatureScorer
+from service.runtimes import SignatureScorer
 
 from . import threshold as thresholds
 from .config import TrainingConfig
@@ -35,6 +35,7 @@ from .data import (
 from .evaluate import evaluate, ranking_metrics
 from .export import next_version, publish, save_serving_model, staging_dir, write_metadata
 from .model import TrainedModel, fit
+from .portable import add_litert_copy
 from .report import write_report
 
 
@@ -93,9 +94,11 @@ def run(config: TrainingConfig) -> RunResult:
         score = SignatureScorer(staging, SIGNATURE_NAME)
         val, test = prepared.validation, prepared.test
         train_errors = score(prepared.pool.beats[prepared.train_rows]).mse
-        val_errors = score(val.beats).mse
+        val_outputs = score(val.beats)
+        val_errors = val_outputs.mse
         test_errors = score(test.beats).mse
         chosen = thresholds.choose(config.threshold_spec, train_errors, val_errors, val.is_abnormal)
+        litert = add_litert_copy(staging, val.beats, chosen.value, val_outputs)  # or not published
         metadata = Metadata(
             model_name=config.model_name,
             version=version,
@@ -127,6 +130,7 @@ def run(config: TrainingConfig) -> RunResult:
                 "numpy": np.__version__,
                 "python": platform.python_version(),
             },
+            portable=[litert],
         )
         write_metadata(staging, metadata)
         report = write_report(staging / REPORT_DIR, metadata, test_errors, test.classes)

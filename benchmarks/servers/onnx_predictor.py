@@ -1,10 +1,10 @@
 """ONNX Runtime inside our own predictor path: what TensorFlow costs us.
 
-:class:`OnnxScorer` has the interface of ``service.predictor.SignatureScorer`` (numpy in,
+:class:`OnnxScorer` has the interface of ``service.runtimes.SignatureScorer`` (numpy in,
 ``SignatureOutputs`` out) over the same model converted with tf2onnx (the serving
-signature, scaling and errors included). :func:`use_onnx` swaps it in for the
-SavedModel's signature, so ``service.predictor.Predictor`` and everything around it —
-validation, routes, metrics, logging — stay exactly ours.
+signature, scaling and errors included). ``service.predictor.Predictor(metadata,
+OnnxScorer(...))`` scores through it, so everything around the signature call —
+validation, routes, metrics, logging — stays exactly ours.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class OnnxScorer:
 
     def __call__(self, beats: np.ndarray):
         from service.artifact import OUTPUT_MSE, OUTPUT_POINT_ERRORS, OUTPUT_RECONSTRUCTION
-        from service.predictor import SignatureOutputs
+        from service.runtimes import SignatureOutputs
 
         out = dict(zip(self._names, self._session.run(None, {self._input: beats}), strict=True))
         return SignatureOutputs(
@@ -54,19 +54,3 @@ class OnnxScorer:
             point_errors=out[OUTPUT_POINT_ERRORS],
             mse=out[OUTPUT_MSE],
         )
-
-
-def use_onnx(threads: int | None = None) -> None:
-    """Make ``service.predictor.Predictor`` score through ONNX Runtime, and keep the model
-    loader from importing TensorFlow only to set its thread pools."""
-    import service.loader
-    import service.predictor
-
-    def scorer(path, signature_name="serving_default", *args, **kwargs):
-        return OnnxScorer(path, signature_name, threads)
-
-    # the swap is the point: ONNX Runtime inside our own path, everything else unchanged
-    service.predictor.SignatureScorer = scorer  # type: ignore[misc, assignment]
-    for name in ("_configure_tensorflow", "configure_tensorflow"):
-        if hasattr(service.loader.ModelLoader, name):
-            setattr(service.loader.ModelLoader, name, lambda self: None)
