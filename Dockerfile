@@ -2,24 +2,33 @@
 #
 #   docker build -t ecg-anomaly:latest .
 #   docker run --rm -p 8000:8000 ecg-anomaly:latest
+#   docker build --build-arg RUNTIME=litert -t ecg-anomaly:litert .   # the slim image
+#
+# RUNTIME chooses what runs the model: tensorflow (the default: the SavedModel, TensorFlow
+# installed) or litert (each version's checked LiteRT copy, ai-edge-litert installed and
+# no TensorFlow: a fraction of the size, memory and start-up; README, Runtimes). The
+# image's ECG_RUNTIME is set to match.
 #
 # BASE_IMAGE must provide python3 (3.11) with the venv module; both stages use it, so the
 # virtual environment built in the first stage runs unchanged in the second.
 # deploy/container-test.sh builds with a debootstrapped Debian bookworm base instead of the
 # default (python3 + python3-venv from Debian), as that host cannot pull from registries.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG RUNTIME=tensorflow
 
 # ---------------------------------------------------------------------------------------
-# builder: the serving dependencies, pinned by requirements/serving.lock, in /opt/venv.
+# builder: the serving dependencies, pinned by requirements/serving.lock (TensorFlow) or
+# requirements/serving-litert.lock (LiteRT), in /opt/venv.
 # ---------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS builder
+ARG RUNTIME
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_PROGRESS_BAR=off \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-COPY requirements/serving.lock /tmp/serving.lock
+COPY requirements/serving.lock requirements/serving-litert.lock /tmp/
 
 # --no-deps: the lock is the complete dependency closure, so nothing unpinned can slip in;
 # `pip check` then proves the closure is consistent. A build secret `pip_cert` (a CA bundle
@@ -29,8 +38,13 @@ COPY requirements/serving.lock /tmp/serving.lock
 # custom ops) and pip itself.
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && case "$RUNTIME" in \
+         tensorflow) lock=/tmp/serving.lock ;; \
+         litert) lock=/tmp/serving-litert.lock ;; \
+         *) echo "RUNTIME must be tensorflow or litert, not '$RUNTIME'" >&2; exit 1 ;; \
+       esac \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps --require-virtualenv -r /tmp/serving.lock \
+    && /opt/venv/bin/pip install --no-deps --require-virtualenv -r "$lock" \
     && /opt/venv/bin/pip check \
     && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
     && /opt/venv/bin/pip uninstall --yes pip
@@ -40,6 +54,7 @@ RUN --mount=type=secret,id=pip_cert \
 # from training/ and no build tools.
 # ---------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
+ARG RUNTIME
 
 # Fixed non-root ids, so a mounted model directory only has to be readable by uid 10001
 # (or world-readable) and orchestrators can check runAsNonRoot.
@@ -56,6 +71,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     KERAS_HOME=/tmp/keras \
+    ECG_RUNTIME=${RUNTIME} \
     ECG_BIND=0.0.0.0:8000 \
     ECG_MODEL_DIR=/app/saved_models \
     ECG_DATA_DIR=/app/data \

@@ -14,11 +14,11 @@ $(BIN)/python:
 
 # One stamp per dependency set, redone when pyproject.toml changes.
 $(VENV)/.serve: pyproject.toml | $(BIN)/python
-	$(PIP) install -e .
+	$(PIP) install -e '.[litert]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[train,dev,bench]'
+	$(PIP) install -e '.[train,dev,bench,litert]'
 	touch $@ $(VENV)/.serve
 
 serve: $(VENV)/.serve

@@ -24,12 +24,16 @@
 #    and the keys kept; no key ever appears in the API's log.
 # 5. Runs the API image once more with another model directory mounted (ECG_MODEL_DIR) and
 #    checks that model is the one served.
+# 6. Builds the slim image (RUNTIME=litert: no TensorFlow), runs it read-only, checks that
+#    it scores real beats as the TensorFlow image does (1e-6, the same flags) and that it
+#    is at most 35 % of the TensorFlow image's size, and logs both sizes.
 # Everything started here is torn down on exit, success or not (images are kept as cache).
 #
-# Environment: CTEST_API_PORT (default 18000), CTEST_PROMETHEUS_PORT (19090) are the host
-# ports (loopback only); DEBIAN_MIRROR (http://deb.debian.org/debian); CTEST_CA_BUNDLE
-# (/etc/ssl/certs/ca-certificates.crt, used when present) is the CA bundle pip trusts in the
-# image build; CTEST_KEEP_LOGS=1 keeps the work directory with the build and service logs.
+# Environment: CTEST_API_PORT (default 18000), CTEST_PROMETHEUS_PORT (19090) and
+# CTEST_SLIM_PORT (18001) are the host ports (loopback only); DEBIAN_MIRROR
+# (http://deb.debian.org/debian); CTEST_CA_BUNDLE (/etc/ssl/certs/ca-certificates.crt, used
+# when present) is the CA bundle pip trusts in the image build; CTEST_KEEP_LOGS=1 keeps the
+# work directory with the build and service logs.
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +43,8 @@ PROJECT=ecg-ctest
 BASE_IMAGE=localhost/ecg-debian-base:bookworm
 API_IMAGE=localhost/ecg-anomaly:local           # the names docker-compose.local.yml uses
 PROMETHEUS_IMAGE=localhost/ecg-prometheus:local
+SLIM_IMAGE=localhost/ecg-anomaly:litert         # RUNTIME=litert (README, Runtimes)
+SLIM_PORT=${CTEST_SLIM_PORT:-18001}
 API_PORT=${CTEST_API_PORT:-18000}
 PROMETHEUS_PORT=${CTEST_PROMETHEUS_PORT:-19090}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -80,7 +86,7 @@ ensure_base_image "$BASE_IMAGE" "$MIRROR" "$WORK"
 build_images "$WORK" "$HOST_CA" "$BASE_IMAGE" "$API_IMAGE" prometheus="$PROMETHEUS_IMAGE"
 
 # --- 3. the stack ---------------------------------------------------------------------------
-for port in "$API_PORT" "$PROMETHEUS_PORT"; do
+for port in "$API_PORT" "$PROMETHEUS_PORT" "$SLIM_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         die "port $port is taken (set CTEST_API_PORT / CTEST_PROMETHEUS_PORT)"
     fi
@@ -411,5 +417,50 @@ if ! grep -q "draining: readiness answers 503" "$WORK/mounted.log" || ! grep -q 
     die "no drain in the API's log: $(tail -n 20 "$WORK/mounted.log")"
 fi
 log "  drained and exited 0"
+
+# The slim image (README, Runtimes): RUNTIME=litert, no TensorFlow, the same server code
+# serving the bundled version's checked LiteRT copy. Same beats as above, same scores.
+log "the slim image (RUNTIME=litert)"
+old_slim=$(podman image inspect --format '{{.Id}}' "$SLIM_IMAGE" 2>/dev/null || true)
+build_api_image "$WORK" "$HOST_CA" "$BASE_IMAGE" "$SLIM_IMAGE" litert
+new_slim=$(podman image inspect --format '{{.Id}}' "$SLIM_IMAGE")
+[[ -z $old_slim || $old_slim == "$new_slim" ]] || podman rmi "$old_slim" >/dev/null 2>&1 || true
+full_size=$(podman image inspect --format '{{.Size}}' "$API_IMAGE")
+slim_size=$(podman image inspect --format '{{.Size}}' "$SLIM_IMAGE")
+slim=$(podman run -d --read-only --tmpfs /tmp --label "com.docker.compose.project=$PROJECT" \
+    -p "127.0.0.1:$SLIM_PORT:8000" "$SLIM_IMAGE" 2>>"$WORK/podman-run.log") \
+    || { cat "$WORK/podman-run.log"; die "podman run (slim) failed"; }
+for i in $(seq 60); do
+    podman healthcheck run "$slim" >/dev/null 2>&1 && break
+    ((i < 60)) || die "the slim API is not healthy after 120s"
+    sleep 2
+done
+[[ $(podman exec "$slim" id -u) == 10001 ]] || die "the slim API does not run as 10001"
+if podman exec "$slim" python3 -c "import tensorflow" 2>/dev/null; then die "TensorFlow is in the slim image"; fi
+python3 - "http://127.0.0.1:$SLIM_PORT" "http://127.0.0.1:$API_PORT" "$NEW_KEY" data/ECG5000_TEST.tsv.gz <<'PY'
+import gzip, json, sys, urllib.request
+
+slim, full, key, path = sys.argv[1:5]
+with gzip.open(path, "rt") as f:
+    beats = [[float(v) for v in line.split()[1:]] for _, line in zip(range(300), f)]
+
+def scores(base, headers):
+    req = urllib.request.Request(base + "/predict", data=json.dumps({"beats": beats}).encode(),
+                                 headers={"Content-Type": "application/json", **headers})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.load(resp)
+
+a = scores(slim, {})  # the slim container runs without keys
+b = scores(full, {"Authorization": f"Bearer {key}"})
+diff = max(abs(p["mse"] - q["mse"]) for p, q in zip(a["predictions"], b["predictions"]))
+same = [p["is_anomaly"] for p in a["predictions"]] == [q["is_anomaly"] for q in b["predictions"]]
+assert diff <= 1e-6 and same, (diff, same)
+print(f"  300 real beats: max |mse litert - tensorflow| {diff:.2g}, the same flags")
+PY
+ratio=$(python3 -c "print(f'{$slim_size / $full_size:.3f}')")
+log "  image sizes: tensorflow $(numfmt --to=iec "$full_size"), litert $(numfmt --to=iec "$slim_size"): $ratio of it"
+python3 -c "import sys; sys.exit(0 if $slim_size <= 0.35 * $full_size else 1)" \
+    || die "the slim image is over 35 % of the TensorFlow image ($ratio)"
+podman rm -f "$slim" >/dev/null 2>&1
 
 log "all checks passed"

@@ -77,6 +77,22 @@ remove_project_leftovers() {
 # keeps the HEALTHCHECK (the OCI format has none); the host CA bundle goes in as a build
 # secret for pip behind a TLS-intercepting proxy and lands in no layer.
 # $1: work dir, $2: CA bundle, $3: base image, $4: API image, then <name>=<image> pairs.
+# The API image from ./Dockerfile. $1 work dir, $2 CA bundle, $3 base image, $4 tag,
+# $5 RUNTIME (tensorflow or litert: the slim image).
+build_api_image() {
+    local work=$1 ca=$2 base=$3 image=$4 runtime=$5
+    local ca_secret=()
+    [[ -s $ca ]] && ca_secret=(--secret "id=pip_cert,src=$ca")
+    nice -n 10 podman build --format docker --layers \
+        --build-arg BASE_IMAGE="$base" --build-arg RUNTIME="$runtime" \
+        --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        "${ca_secret[@]}" \
+        -t "$image" -f Dockerfile . >"$work/build-api-$runtime.log" 2>&1 \
+        || { tail -n 40 "$work/build-api-$runtime.log"; die "API image ($runtime) build failed"; }
+    log "API image ($runtime) built: $(podman image inspect --format '{{.Size}}' "$image" | numfmt --to=iec)"
+}
+
 build_images() {
     local work=$1 ca=$2 base=$3 api=$4 spec name image old new id
     shift 4
@@ -84,16 +100,7 @@ build_images() {
     for spec in "$@"; do images+=("${spec#*=}"); done
     old=$(podman image inspect --format '{{.Id}}' "${images[@]}" 2>/dev/null || true)
     log "building ${images[*]}"
-    local ca_secret=()
-    [[ -s $ca ]] && ca_secret=(--secret "id=pip_cert,src=$ca")
-    nice -n 10 podman build --format docker --layers \
-        --build-arg BASE_IMAGE="$base" \
-        --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-        --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        "${ca_secret[@]}" \
-        -t "$api" -f Dockerfile . >"$work/build-api.log" 2>&1 \
-        || { tail -n 40 "$work/build-api.log"; die "API image build failed"; }
-    log "API image built: $(podman image inspect --format '{{.Size}}' "$api" | numfmt --to=iec)"
+    build_api_image "$work" "$ca" "$base" "$api" tensorflow
     for spec in "$@"; do
         name=${spec%%=*} image=${spec#*=}
         nice -n 10 podman build --format docker --layers --build-arg BASE_IMAGE="$base" \

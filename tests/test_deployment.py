@@ -498,10 +498,16 @@ def dockerfile_stages() -> dict[str, list[str]]:
 
 def test_dockerfile_structure():
     stages = dockerfile_stages()
-    assert stages[""] == ["ARG BASE_IMAGE=python:3.11-slim-bookworm"]
+    assert stages[""] == ["ARG BASE_IMAGE=python:3.11-slim-bookworm", "ARG RUNTIME=tensorflow"]
     assert list(stages) == ["", "builder", "runtime"]
     assert all(s[0].startswith("FROM ${BASE_IMAGE} AS") for s in (stages["builder"], stages["runtime"]))
-    assert any("--no-deps" in i and "serving.lock" in i for i in stages["builder"])
+    install = " ".join(stages["builder"])
+    assert (
+        "tensorflow) lock=/tmp/serving.lock" in install and "litert) lock=/tmp/serving-litert.lock" in install
+    )
+    assert '--no-deps --require-virtualenv -r "$lock"' in install
+    assert "ARG RUNTIME" in stages["runtime"]
+    assert any("ECG_RUNTIME=${RUNTIME}" in i for i in stages["runtime"])
 
     runtime = stages["runtime"]
     copies = [i.split()[1:] for i in runtime if i.startswith("COPY")]
@@ -535,7 +541,10 @@ def test_dockerignore_sends_only_what_the_image_needs():
     ]
     assert lines[0] == "*"
     included = {line[1:] for line in lines if line.startswith("!")}
-    assert included == {"requirements/serving.lock", "gunicorn.conf.py", "service", "saved_models", "data"}
+    assert included == {
+        "requirements/serving.lock", "requirements/serving-litert.lock",
+        "gunicorn.conf.py", "service", "saved_models", "data",
+    }  # fmt: skip
 
 
 def test_serving_lock_pins_the_serving_dependencies_only():
@@ -554,6 +563,31 @@ def test_serving_lock_pins_the_serving_dependencies_only():
         assert spec.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {spec}"
     for unwanted in ("tensorflow", "scikit-learn", "matplotlib", "pytest", "tensorboard"):
         assert unwanted not in pins, f"{unwanted} does not belong in the serving image"
+
+
+def lock_pins(lock: Path) -> dict[str, str]:
+    pins = {}
+    for line in lock.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_slim_lock_has_the_same_serving_pins_and_litert_but_no_tensorflow():
+    """The slim image (RUNTIME=litert) runs the same server code on the same versions of
+    everything it shares with the TensorFlow image, plus the pinned LiteRT interpreter."""
+    slim, full = lock_pins(LOCK.with_name("serving-litert.lock")), lock_pins(LOCK)
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    from packaging.requirements import Requirement
+
+    for spec in map(Requirement, declared["dependencies"]):
+        if spec.name != "tensorflow":
+            assert slim[spec.name.lower()] == full[spec.name.lower()], spec.name
+    (litert,) = map(Requirement, declared["optional-dependencies"]["litert"])
+    assert litert.specifier.contains(slim["ai-edge-litert"])
+    assert not [name for name in slim if name.startswith(("tensorflow", "keras", "tf-", "h5py", "grpcio"))]
 
 
 # --- the end-to-end script ----------------------------------------------------------------

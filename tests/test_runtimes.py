@@ -189,6 +189,23 @@ def test_a_litert_server_reloads_a_new_version_on_sighup(litert_server):
     assert r.status_code == 200 and r.json()["model_version"] == 2
 
 
+def test_a_sighup_to_a_version_without_a_copy_keeps_serving_the_one_with_it(tmp_path):
+    models = tmp_path / "models"
+    bundled_copy(models)
+    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME, workers=1, ECG_RUNTIME="litert")
+    try:
+        srv.wait_ready(workers=1)
+        meta = json.loads((models / BUNDLED_NAME / "1" / "metadata.json").read_text())
+        publish_version(models, 2, json.dumps({**meta, "version": 2, "portable": []}))
+        srv.process.send_signal(signal.SIGHUP)
+        srv.wait_for_log("reload keeps version 1")
+        assert "has no litert copy" in srv.log()
+        r = requests.post(srv.url + "/predict", json={"beats": [[0.1] * 140]}, timeout=30)
+        assert r.status_code == 200 and r.json()["model_version"] == 1
+    finally:
+        srv.stop()
+
+
 @pytest.mark.parametrize(
     ("runtime", "prepare", "says"),
     [
