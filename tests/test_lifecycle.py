@@ -21,13 +21,22 @@ from service.lifecycle import Phase, ServerState
 
 from .conftest import BUNDLED_MODELS, BUNDLED_NAME, bundled_copy, publish_version, start_gunicorn
 
+# Every lifecycle guarantee holds on both runtimes (README, Runtimes): only the signature
+# call differs.
+RUNTIMES = ["tensorflow", "litert"]
 
-def test_sigterm_under_load_readiness_turns_503_then_every_accepted_request_is_answered(tmp_path, busy_core):
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_sigterm_under_load_readiness_turns_503_then_every_accepted_request_is_answered(
+    tmp_path, busy_core, runtime
+):
     """8 clients, a new connection per request, and SIGTERM: /readyz says 503 at once while
     /predict is still answered for the shutdown delay; then the listener closes. No
     connection is reset, none gets a 5xx, a client that comes after the close is refused,
     and the server exits 0."""
-    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_SHUTDOWN_DELAY_SECONDS="2")
+    srv = start_gunicorn(
+        tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_SHUTDOWN_DELAY_SECONDS="2", ECG_RUNTIME=runtime
+    )
     try:
         srv.wait_ready()
         with Load(srv) as load:
@@ -78,13 +87,14 @@ def test_sigterm_to_the_whole_process_group_drains_as_sigterm_to_the_master_does
     assert "draining: readiness answers 503" in srv.log()
 
 
-def test_two_sighups_under_load_on_a_busy_machine_answer_every_request_200(tmp_path, busy_core):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_two_sighups_under_load_on_a_busy_machine_answer_every_request_200(tmp_path, busy_core, runtime):
     """Publish version 2, SIGHUP, and SIGHUP again while 8 clients post: the new workers
     load TensorFlow out of the accept set and replace the old ones only once warm, so every
     request is answered 200, none is dropped, and version 2 is then served alone."""
     models = tmp_path / "models"
     bundled_copy(models)
-    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
+    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME, ECG_RUNTIME=runtime)
     try:
         srv.wait_ready()
         with Load(srv) as load:
@@ -105,11 +115,12 @@ def test_two_sighups_under_load_on_a_busy_machine_answer_every_request_200(tmp_p
     assert srv.log().count("model ready") == 6
 
 
-def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path, busy_core):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path, busy_core, runtime):
     """SIGKILL one of two workers while 4 clients post: the other keeps serving, the dead
     one's in-flight request is the most that fails (as a dropped connection), and gunicorn
     respawns it, out of the accept set until its model is warm."""
-    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME)
+    srv = start_gunicorn(tmp_path, BUNDLED_MODELS, BUNDLED_NAME, ECG_RUNTIME=runtime)
     try:
         srv.wait_ready()
         with Load(srv, clients=4) as load:
@@ -128,13 +139,14 @@ def test_a_worker_killed_under_load_costs_at_most_its_in_flight_request(tmp_path
     assert counts["reset"] <= 1, counts
 
 
-def test_a_respawned_worker_serves_the_version_its_siblings_serve_until_sighup(tmp_path):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_respawned_worker_serves_the_version_its_siblings_serve_until_sighup(tmp_path, runtime):
     """Version 2 is published while version 1 is served, and a worker dies: its
     replacement loads version 1, which the master chose, not the newest on disk; the next
     SIGHUP moves every worker to version 2."""
     models = tmp_path / "models"
     bundled_copy(models)
-    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME)
+    srv = start_gunicorn(tmp_path, models, BUNDLED_NAME, ECG_RUNTIME=runtime)
 
     def loaded() -> list[int]:
         """The version each worker loaded, in the order their models became ready."""
