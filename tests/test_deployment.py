@@ -547,13 +547,18 @@ def test_dockerignore_sends_only_what_the_image_needs():
     }  # fmt: skip
 
 
-def test_serving_lock_pins_the_serving_dependencies_only():
+def lock_pins(lock: Path) -> dict[str, str]:
     pins = {}
-    for line in LOCK.read_text().splitlines():
+    for line in lock.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
             assert version, f"not pinned: {line}"
             pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_serving_lock_pins_the_serving_dependencies_only():
+    pins = lock_pins(LOCK)
     from packaging.requirements import Requirement
 
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -563,16 +568,6 @@ def test_serving_lock_pins_the_serving_dependencies_only():
         assert spec.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {spec}"
     for unwanted in ("tensorflow", "scikit-learn", "matplotlib", "pytest", "tensorboard"):
         assert unwanted not in pins, f"{unwanted} does not belong in the serving image"
-
-
-def lock_pins(lock: Path) -> dict[str, str]:
-    pins = {}
-    for line in lock.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            assert version, f"not pinned: {line}"
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return pins
 
 
 def test_the_slim_lock_has_the_same_serving_pins_and_litert_but_no_tensorflow():
