@@ -94,7 +94,7 @@ def parse_keys(text: str) -> KeySet:
 
 def read_keys_file(path: Path) -> KeySet:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a BOM some editors write is not a key
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc.__class__.__name__
         raise KeysFileError(f"cannot read it: {reason}") from None

@@ -83,6 +83,16 @@ def test_a_keys_file_that_cannot_be_used_is_refused_naming_the_line_but_never_th
     assert "a" * 20 not in str(caught.value) and "ключ" not in str(caught.value)
 
 
+def test_a_keys_file_written_on_windows_reads_the_same(tmp_path):
+    """A byte-order mark and CRLF line ends, as some editors write them."""
+    from service.api_keys import read_keys_file
+
+    key = new_key()
+    path = tmp_path / "api-keys"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{key}\r\n# a comment\r\n".encode())
+    assert read_keys_file(path).match(key)
+
+
 def test_only_the_keys_digests_are_held_in_memory(keys):
     path, first, _second = keys
     held = KeysFile(path, check_seconds=1).keys
