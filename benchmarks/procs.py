@@ -268,6 +268,14 @@ def server_specs(workers: int) -> dict[str, ServerSpec]:
             "ours_onnx_v2", "ours: /v2 binary tensors, ONNX Runtime in place of TensorFlow",
             gunicorn_argv("benchmarks.servers.onnx_wsgi:app"), workers, ready="metrics", request="v2-binary",
         ),
+        "ours_litert": ServerSpec(
+            "ours_litert", "ours with ECG_RUNTIME=litert: the version's LiteRT copy, no TensorFlow",
+            gunicorn_argv(None), workers, env={"ECG_RUNTIME": "litert"}, ready="metrics",
+        ),
+        "ours_litert_v2": ServerSpec(
+            "ours_litert_v2", "ours: /v2 binary tensors, ECG_RUNTIME=litert",
+            gunicorn_argv(None), workers, env={"ECG_RUNTIME": "litert"}, ready="metrics", request="v2-binary",
+        ),
         "naive": ServerSpec(
             "naive", "naive: Flask + Keras model.predict",
             gunicorn_argv("benchmarks.servers.naive_keras:app"), workers,
