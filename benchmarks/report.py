@@ -135,6 +135,7 @@ def config_dict(args, command: str) -> dict:
         "inprocess_seconds": args.inprocess_seconds,
         "seed": args.seed,
         "smoke": args.smoke,
+        "peer_versions": getattr(args, "peer_versions", {}),
     }
 
 
@@ -455,6 +456,11 @@ def _run_setup(data: dict) -> list[str]:
         "on it during the run, which is why every number is a median over interleaved rounds and every ratio "
         "is paired within a round.",
         f"- **Versions:** Python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in vers.items()),
+        *(
+            f"- **{title(peer)}**, in its own venv (`benchmarks/out/venvs/{peer}`): "
+            + ", ".join(f"{k} {v}" for k, v in pv.items() if v != "not installed")
+            for peer, pv in cfg.get("peer_versions", {}).items()
+        ),
         f"- **Load:** {env.get('loadgen')}: closed loop, `-c` = concurrency, {cfg['duration_s']} s per cell "
         f"after {cfg['warmup_s']} s of untimed load; latency from hey's per-request CSV (0.1 ms resolution, "
         f"connection set-up included). {cfg['rounds']} round(s); in each, cells in a shuffled order and, within "

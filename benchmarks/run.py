@@ -26,12 +26,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import loadgen, procs, report
+from benchmarks import loadgen, peers, procs, report
 from benchmarks.common import BENCH, OUT, PYTHON, REPO, Body, model_path, mse_of, quiet_env, request_body
 from benchmarks.servers.onnx_predictor import onnx_file
 
 # The default run; ``--smoke`` runs the same minus the peers it would have to download.
-DEFAULT_SERVERS = ("floor", "ours", "ours_v2", "ours_litert", "ours_litert_v2", "naive", "bentoml")
+SMOKE_SERVERS = ("floor", "ours", "ours_v2", "ours_litert", "ours_litert_v2", "naive", "bentoml")
+PEERS = ("mlserver", "kserve")  # each in a venv of its own, installed on demand (benchmarks.peers)
+DEFAULT_SERVERS = (*SMOKE_SERVERS, *PEERS)
 # Opt-in (``--servers``): ONNX Runtime inside our server, the reference the project chose
 # LiteRT over (benchmarks/RUNTIMES.md; the in-process part keeps its line every run).
 ALL_SERVERS = (*DEFAULT_SERVERS, "ours_onnx", "ours_onnx_v2")
@@ -251,7 +253,8 @@ def parse_args(argv: list[str] | None):
         args.batches, args.workers = "1,32", 1
     args.batches = [int(x) for x in str(args.batches).split(",")]
     args.concurrency = [int(x) for x in str(args.concurrency).split(",")]
-    args.servers = [s for s in str(args.servers or ",".join(DEFAULT_SERVERS)).split(",") if s]
+    default = SMOKE_SERVERS if args.smoke else DEFAULT_SERVERS
+    args.servers = [s for s in str(args.servers or ",".join(default)).split(",") if s]
     unknown = set(args.servers) - set(ALL_SERVERS)
     args.servers += [v.split("=", 1)[0].strip() for v in args.variant]
     if unknown:
@@ -277,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     if "bentoml" in args.servers or any(v.split("=", 1)[1].split(";")[0] == "bentoml" for v in args.variant):
         import_bento(path)
     specs = procs.server_specs(args.workers)
+    args.peer_versions = {}
+    for name in args.servers:
+        peer = specs[name].peer if name in specs else None
+        if peer:
+            peers.ensure(peer, install=not args.no_install, log=log)
+            args.peer_versions[name] = peers.versions(peer)
     for text in args.variant:
         spec = procs.variant(text, specs)
         specs[spec.name] = spec
