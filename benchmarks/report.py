@@ -848,7 +848,8 @@ def _memory_section(data: dict) -> list[str]:
     lines.append(
         "\nStart: from launching the server to every worker answering with its model loaded and warmed. "
         "RSS per worker: the largest worker's. Total: every process of the server (gunicorn's master and "
-        "workers; BentoML's supervisor and workers). PSS shares each page among the processes that map it, "
+        "workers; BentoML's supervisor and workers; MLServer's and KServe's parent process, their spawned "
+        "workers and multiprocessing's resource tracker). PSS shares each page among the processes that map it, "
         "so the totals do not count shared library pages twice.\n"
     )
     return lines

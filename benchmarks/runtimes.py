@@ -528,7 +528,8 @@ def render(data: dict) -> str:
                 conv = f"yes, {own:.1f} ({c['seconds']:.1f})" if c["ok"] else f"**no**: {c['error'][0][:120]}"
                 if "error" in chk:
                     err = re.sub(r"Load model from \S+ failed:", "", chk["error"]).replace("|", "/")
-                    res = f"**converted, fails to load**: {err[:260]}"
+                    err = err.split(", Error ")[-1]  # ONNX Runtime's reason, after the node it names
+                    res = f"**converted, fails to load**: {err[:200]}"
                 elif chk:
                     res = f"{chk['mse']:.1e}, {chk['point_errors']:.1e}" + (
                         "" if chk["same_flags"] else ", **flags differ**"
@@ -555,7 +556,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=BENCH / "RUNTIMES.md")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--render", type=Path, default=None, help="only rewrite the report from a results.json")
     args = ap.parse_args(argv)
+    if args.render:
+        args.output.write_text(render(json.loads(args.render.read_text())))
+        return 0
     if args.child:
         kind, *rest = args.child
         if kind == "speed":
