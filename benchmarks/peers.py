@@ -62,7 +62,7 @@ def versions(peer: str) -> dict[str, str]:
     return json.loads(proc.stdout) if proc.returncode == 0 else {}
 
 
-def check(peer: str, workers: int, install: bool) -> dict:
+def check(name: str, workers: int, install: bool) -> dict:
     """Install (if need be), start, wait for every worker, score 32 beats over V2 REST,
     compare the MSEs with our SavedModel signature's, stop."""
     import time
@@ -74,9 +74,10 @@ def check(peer: str, workers: int, install: bool) -> dict:
     from service.artifact import read_metadata
     from service.runtimes import SignatureScorer
 
+    spec = procs.server_specs(workers)[name]
+    peer = spec.peer or name
     ensure(peer, install, print)
-    spec = procs.server_specs(workers)[peer]
-    log_dir = OUT / f"peer-check-{peer}-{time.strftime('%Y%m%dT%H%M%S')}"
+    log_dir = OUT / f"peer-check-{name}-{time.strftime('%Y%m%dT%H%M%S')}"
     server = procs.start(spec, log_dir)
     try:
         startup = server.wait_ready()
@@ -92,7 +93,8 @@ def check(peer: str, workers: int, install: bool) -> dict:
     )
     diff = float(np.max(np.abs(np.asarray(got) - ref.mse))) if got else None
     return {
-        "peer": peer,
+        "server": name,
+        "request": spec.request,
         "versions": versions(peer),
         "startup_seconds": round(startup, 2),
         "memory": memory,
@@ -107,10 +109,10 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=check.__doc__)
-    ap.add_argument("peers", nargs="*", default=list(PINS))
+    ap.add_argument("servers", nargs="*", default=["mlserver", "kserve", "kserve_v2"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-install", action="store_true")
     a = ap.parse_args()
-    results = [check(p, a.workers, not a.no_install) for p in a.peers]
+    results = [check(s, a.workers, not a.no_install) for s in a.servers]
     print(json.dumps(results, indent=1))
     raise SystemExit(0 if all(r["ok"] for r in results) else 1)

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.common import OUT, PYTHON, REPO, Body, free_port, quiet_env
@@ -148,7 +148,8 @@ class Server:
     def worker_pids(self) -> list[int]:
         pids = self.processes()
         if self.spec.is_worker:
-            return [p for p in pids if self.spec.is_worker(p, self.proc.pid, cmdline(p))]
+            # none found: the server serves from its own process (KServe with one worker)
+            return [p for p in pids if self.spec.is_worker(p, self.proc.pid, cmdline(p))] or [self.proc.pid]
         kids = _children().get(self.proc.pid, [])
         return [p for p in pids if p in kids]
 
@@ -269,7 +270,7 @@ def peer_specs(workers: int) -> dict[str, ServerSpec]:
     from benchmarks.common import model_path
 
     model = str(model_path())
-    return {
+    specs = {
         "mlserver": ServerSpec(
             "mlserver", "Seldon MLServer 1.7.1, custom runtime, V2 REST (JSON tensors)",
             [str(peers.python("mlserver")), "-m", "benchmarks.servers.mlserver_runtime",
@@ -284,6 +285,13 @@ def peer_specs(workers: int) -> dict[str, ServerSpec]:
             workers, pid_probe=_v2_probe(), is_worker=_spawned_worker, request="v2-json", peer="kserve",
         ),
     }  # fmt: skip
+    # the same KServe server, sent our /v2 bodies: binary tensors in and out (KServe's REST
+    # API has the extension; MLServer's has not)
+    specs["kserve_v2"] = replace(
+        specs["kserve"], name="kserve_v2", title=specs["kserve"].title.replace("JSON", "binary"),
+        request="v2-binary",
+    )  # fmt: skip
+    return specs
 
 
 def server_specs(workers: int) -> dict[str, ServerSpec]:

@@ -32,7 +32,8 @@ from benchmarks.servers.onnx_predictor import onnx_file
 
 # The default run; ``--smoke`` runs the same minus the peers it would have to download.
 SMOKE_SERVERS = ("floor", "ours", "ours_v2", "ours_litert", "ours_litert_v2", "naive", "bentoml")
-PEERS = ("mlserver", "kserve")  # each in a venv of its own, installed on demand (benchmarks.peers)
+# each in a venv of its own, installed on demand (benchmarks.peers); KServe over both V2 encodings
+PEERS = ("mlserver", "kserve", "kserve_v2")
 DEFAULT_SERVERS = (*SMOKE_SERVERS, *PEERS)
 # Opt-in (``--servers``): ONNX Runtime inside our server, the reference the project chose
 # LiteRT over (benchmarks/RUNTIMES.md; the in-process part keeps its line every run).
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         peer = specs[name].peer if name in specs else None
         if peer:
             peers.ensure(peer, install=not args.no_install, log=log)
-            args.peer_versions[name] = peers.versions(peer)
+            args.peer_versions[peer] = peers.versions(peer)
     for text in args.variant:
         spec = procs.variant(text, specs)
         specs[spec.name] = spec

@@ -1,5 +1,7 @@
 """The peer: the KServe Python model server 0.21 with a ``kserve.Model`` calling the same
-SavedModel signature, over its V2 REST API (``/v2/models/ecg-autoencoder/infer``, JSON tensors).
+SavedModel signature, over its V2 REST API (``/v2/models/ecg-autoencoder/infer``): JSON
+tensors (``kserve``), or the binary tensor extension, which KServe's REST API supports, with
+the same bodies as ours (``kserve_v2``).
 
 With ``--workers 2`` KServe spawns its REST workers and pickles the registered models into
 them; a watchdog kills a worker that does not answer its ping within 5 s, and the V2
@@ -57,17 +59,18 @@ class EcgModel(kserve.Model):
     def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
         assert self.model is not None
         out = self.model(payload.inputs[0].as_numpy())
-        outputs = []
-        for name in OUTPUTS:
-            tensor = InferOutput(name=name, shape=list(out[name].shape), datatype=DATATYPES[name])
-            tensor.set_data_from_numpy(out[name], binary_data=False)
-            outputs.append(tensor)
+        outputs = [
+            InferOutput(name=name, shape=list(out[name].shape), datatype=DATATYPES[name], data=out[name])
+            for name in OUTPUTS
+        ]
         params = payload.parameters or {}
-        return InferResponse(
+        return InferResponse(  # KServe encodes each output as the request asked: JSON or binary
             response_id=payload.id or str(uuid.uuid4()),
             model_name=self.name,
             infer_outputs=outputs,
             parameters={"pid": os.getpid()} if hold(params) else None,
+            use_binary_outputs=payload.use_binary_outputs,
+            requested_outputs=payload.request_outputs,
         )
 
 
