@@ -133,6 +133,25 @@ def check_same_model(server: procs.Server, body: Body) -> list[float] | None:
     return mse_of(server.spec.request, raw)
 
 
+def alone(name: str, spec: procs.ServerSpec, bodies: dict[int, Body], args, log_dir: Path) -> dict:
+    """One server started with none of the others running: its start-up and its memory at
+    ready and after a short load at the largest batch. PSS splits a page among every process
+    that maps it, so with the other servers up (several of them mapping the same TensorFlow
+    library) a server's PSS reads low; alone it is what a machine running just it would pay."""
+    server = procs.start(spec, log_dir)
+    try:
+        info = {"startup_seconds": round(server.wait_ready(), 3), "memory_ready": server.memory()}
+        body = bodies[max(args.batches)]
+        try:
+            loadgen.RUNNERS[args.loadgen](server.url(body.path), body, max(args.concurrency), 0.5)
+        except loadgen.LoadError as exc:
+            info["load_error"] = str(exc)[:300]
+        info["memory_loaded"] = server.memory()
+        return info
+    finally:
+        server.stop()
+
+
 def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
     rnd: dict = {"round": i, "servers": {}, "cells": [], "started_at": time.time()}
     log(f"round {i}: TensorFlow-only process")
@@ -143,6 +162,14 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
         rnd["inprocess"] = run_inprocess(args.inprocess_seconds, args.batches)
 
     order = list(args.servers)
+    rng.shuffle(order)
+    solo: dict[str, dict] = {}
+    if not args.no_alone:
+        for name in order:
+            log(f"round {i}: {name} alone (start-up, memory)")
+            solo[name] = alone(
+                name, specs[name], bodies[specs[name].request], args, run_dir / "logs" / f"round{i}-alone"
+            )
     rng.shuffle(order)
     running: dict[str, procs.Server] = {}
     try:
@@ -163,6 +190,8 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
                 )
             except loadgen.LoadError as exc:
                 info["warmup_error"] = str(exc)[:300]
+            if name in solo:
+                info["alone"] = solo[name]
             rnd["servers"][name] = info
 
         cells = [(b, c) for b in args.batches for c in args.concurrency]
@@ -225,6 +254,9 @@ def parse_args(argv: list[str] | None):
         help="also run a copy of server BASE (e.g. ours from a patched tree, or with -k gthread)",
     )
     ap.add_argument("--no-inprocess", action="store_true", help="skip the in-process limit (A/B runs)")
+    ap.add_argument(
+        "--no-alone", action="store_true", help="skip starting each server alone for its memory and start-up"
+    )
     ap.add_argument(
         "--with-proposals",
         action="store_true",

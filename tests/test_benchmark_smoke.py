@@ -66,6 +66,8 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path: Path) -> None:
         info = rnd["servers"][name]
         assert info["startup_seconds"] > 0 and info["alive_at_end"], name
         assert len(info["memory_loaded"]["worker_rss_mb"]) == 1, name  # --smoke: one worker
+        solo = info["alone"]  # started once with none of the others running
+        assert solo["startup_seconds"] > 0 and solo["memory_loaded"]["total_pss_mb"] > 0, name
 
     report = (out / "RESULTS.md").read_text()
     assert "Smoke run" in report
