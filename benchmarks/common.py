@@ -92,15 +92,30 @@ class Body:
     file: Path | None = None  # written by the harness for hey and wrk
 
 
-REQUEST_KINDS = ("predict", "v2-binary")
+def v2_json_body(batch: int, parameters: dict | None = None) -> bytes:
+    """The same beats for ``/v2/models/<name>/infer`` as JSON tensor data (the peers' V2 REST
+    APIs): flat, row-major, the file's own decimal strings; the same four outputs asked for."""
+    data = ",".join(x for row in beat_rows(batch) for x in row)
+    outputs = ",".join(f'{{"name":"{n}"}}' for n in V2_OUTPUTS)
+    extra = f',"parameters":{json.dumps(parameters)}' if parameters else ""
+    return (
+        f'{{"inputs":[{{"name":"beats","shape":[{batch},140],"datatype":"FP32","data":[{data}]}}],'
+        f'"outputs":[{outputs}]{extra}}}'
+    ).encode()
+
+
+V2_PATH = f"/v2/models/{MODEL_NAME}/infer"
+REQUEST_KINDS = ("predict", "v2-binary", "v2-json")
 
 
 def request_body(kind: str, batch: int) -> Body:
     if kind == "predict":
         return Body("/predict", predict_body(batch), "application/json")
+    if kind == "v2-json":
+        return Body(V2_PATH, v2_json_body(batch), "application/json")
     if kind == "v2-binary":
         data, headers = v2_binary_body(batch)
-        return Body(f"/v2/models/{MODEL_NAME}/infer", data, "application/octet-stream", headers)
+        return Body(V2_PATH, data, "application/octet-stream", headers)
     raise ValueError(f"unknown request kind {kind!r}; choose from {REQUEST_KINDS}")
 
 
@@ -109,6 +124,9 @@ def mse_of(kind: str, raw: bytes) -> list[float] | None:
     try:
         if kind == "predict":
             return [p["mse"] for p in json.loads(raw)["predictions"]]
+        if kind == "v2-json":
+            out = {o["name"]: o for o in json.loads(raw)["outputs"]}
+            return [float(x) for x in out["mse"]["data"]]
         import numpy as np
 
         text = raw.decode("latin-1")  # the JSON header is ASCII; the binary tail follows it

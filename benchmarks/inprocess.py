@@ -5,15 +5,18 @@ Runtime's default thread pools, i.e. both CPUs):
 
 - ``tf signature``: the SavedModel's serving signature called directly, the canonical way
   (``tf.saved_model.load(path).signatures[name](beats=...)``, outputs to numpy);
-- ``onnx signature``: the same model converted by tf2onnx, one ONNX Runtime session run;
+- ``litert signature``: the version's LiteRT copy (``model.tflite``) through
+  ``service.runtimes.LiteRTScorer``, what ``ECG_RUNTIME=litert`` serves (one thread, as
+  a worker gives it by default);
+- ``onnx signature``: the same model converted by tf2onnx, one ONNX Runtime session run
+  (a reference: the project chose LiteRT, ``benchmarks/RUNTIMES.md``);
 - ``tf scorer``: the source tree's own ``service.runtimes.SignatureScorer``;
 - ``path``: the whole request path without HTTP, from the JSON body's bytes to the
   response's bytes: ``parse_predict_request`` + ``Predictor.predict`` + ``predict_body`` +
   ``orjson.dumps``, exactly what ``/predict`` does between Flask's input and output, with
-  the SavedModel (``tf``) or ONNX Runtime (``onnx``) inside the predictor;
+  the SavedModel (``tf``), LiteRT (``litert``) or ONNX Runtime (``onnx``) inside the predictor;
 - ``v2path``: the same for ``/v2/models/<name>/infer`` with binary tensors in and out:
-  ``parse_infer_request`` + ``Predictor.predict`` + ``encode_infer_response`` (skipped for
-  a source tree without the Open Inference Protocol).
+  ``parse_infer_request`` + ``Predictor.predict`` + ``encode_infer_response``.
 
 Prints one JSON object on stdout.
 """
@@ -25,6 +28,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -82,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--batches", default="1,32,256")
-    ap.add_argument("--tree", default="repo", help="label of the source tree on PYTHONPATH")
-    ap.add_argument("--no-canonical", action="store_true", help="skip the eager signature and ONNX session")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -91,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.common import beat_rows, model_path, predict_body, request_body
     from benchmarks.servers.onnx_predictor import OnnxScorer
-    from service.artifact import read_metadata
+    from service.artifact import RUNTIME_LITERT, Artifact, read_metadata, runtime_file
     from service.predictor import Predictor
-    from service.runtimes import SignatureScorer
+    from service.runtimes import LiteRTScorer, SignatureScorer
 
     path = model_path()
     meta = read_metadata(path)
@@ -124,45 +127,54 @@ def main(argv: list[str] | None = None) -> int:
     onnx_predictor = Predictor(meta, onnx_scorer)  # our scoring path around another runtime
     onnx_predictor.warm_up()
     load_s["onnx_predictor"] = time.perf_counter() - started
+    started = time.perf_counter()
+    litert_file = runtime_file(Artifact(path, meta), RUNTIME_LITERT)
+    assert litert_file is not None  # runtime_file raises for a version without a checked copy
+    litert_scorer = LiteRTScorer(litert_file, meta.signature_name)
+    litert_predictor = Predictor(meta, litert_scorer)
+    litert_predictor.warm_up()
+    load_s["litert_predictor"] = time.perf_counter() - started
 
     big = arrays[max(batches)]
-    ref, a, b = eager(big), tf_scorer(big), onnx_scorer(big)
-    check = {
-        "beats_compared": len(big),
-        "max_abs_diff_mse": float(np.max(np.abs(ref["mse"] - b.mse))),
-        "max_abs_diff_point_errors": float(np.max(np.abs(ref["point_errors"] - b.point_errors))),
-        "same_flags": bool(np.array_equal(ref["mse"] > meta.threshold.value, b.mse > meta.threshold.value)),
-        "scorer_vs_eager_max_abs_diff_mse": float(np.max(np.abs(ref["mse"] - a.mse))),
-    }
+    ref, a = eager(big), tf_scorer(big)
 
-    items = [("tf", "scorer", lambda x: tf_scorer(x))]
-    if not args.no_canonical:
-        items += [("tf", "signature", eager), ("onnx", "signature", lambda x: onnx_scorer(x))]
-    items += [
-        ("tf", "path", lambda body: run_path(body, tf_predictor, meta)),
-        ("onnx", "path", lambda body: run_path(body, onnx_predictor, meta)),
+    def versus(copy) -> dict:
+        return {
+            "beats_compared": len(big),
+            "max_abs_diff_mse": float(np.max(np.abs(ref["mse"] - copy.mse))),
+            "max_abs_diff_point_errors": float(np.max(np.abs(ref["point_errors"] - copy.point_errors))),
+            "same_flags": bool(
+                np.array_equal(ref["mse"] > meta.threshold.value, copy.mse > meta.threshold.value)
+            ),
+            "scorer_vs_eager_max_abs_diff_mse": float(np.max(np.abs(ref["mse"] - a.mse))),
+        }
+
+    checks = {"onnx_vs_tf": versus(onnx_scorer(big)), "litert_vs_tf": versus(litert_scorer(big))}
+
+    items: list[tuple[str, str, Callable[[Any], Any]]] = [
+        ("tf", "scorer", tf_scorer),
+        ("tf", "signature", eager),
+        ("litert", "signature", litert_scorer),
+        ("onnx", "signature", onnx_scorer),
     ]
-    if run_v2 is not None:
-        items += [
-            ("tf", "v2path", lambda body: run_v2(body, tf_predictor, meta)),
-            ("onnx", "v2path", lambda body: run_v2(body, onnx_predictor, meta)),
-        ]
+    predictors = {"tf": tf_predictor, "litert": litert_predictor, "onnx": onnx_predictor}
+    for kind, run in (("path", run_path), ("v2path", run_v2)):
+        for backend, predictor in predictors.items():
+            items.append((backend, kind, partial(run, predictor=predictor, metadata=meta)))
     results = []
     for batch in batches:
         for backend, kind, fn in items:  # interleaved, so that all see the same machine
             inputs: dict[str, dict[int, Any]] = {"path": bodies, "v2path": v2_bodies}
             arg = inputs.get(kind, arrays)[batch]
             r = _time(lambda fn=fn, arg=arg: fn(arg), args.seconds)
-            r.update(
-                backend=backend, kind=kind, batch=batch, tree=args.tree, beats_per_s=r["calls_per_s"] * batch
-            )
+            r.update(backend=backend, kind=kind, batch=batch, beats_per_s=r["calls_per_s"] * batch)
             results.append(r)
 
     json.dump(
         {
             "results": results,
             "load_seconds": load_s,
-            "onnx_vs_tf": check,
+            **checks,
             "tf_threads": {
                 "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),

@@ -64,6 +64,9 @@ def run_hey(url: str, body: Body, concurrency: int, seconds: float) -> LoadResul
         "-T", body.content_type,
         "-D", str(body.file),
         "-o", "csv",
+        # no Accept-Encoding: gzip (Go's default): MLServer would gzip its answers at level 9
+        # for hey alone, and the same request must reach every server
+        "-disable-compression",
         *[arg for k, v in body.headers.items() for arg in ("-H", f"{k}: {v}")],
         url,
     ]  # fmt: skip

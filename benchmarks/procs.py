@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.common import OUT, PYTHON, REPO, Body, free_port, quiet_env
@@ -113,6 +113,7 @@ class ServerSpec:
     start_timeout: float = 180.0
     root: Path = REPO  # the source tree it runs from (a patched copy, for A/B runs)
     request: str = "predict"  # the request kind it is sent (benchmarks.common.request_body)
+    peer: str | None = None  # run from that peer's own venv (benchmarks.peers), installed on demand
 
 
 @dataclass
@@ -147,7 +148,8 @@ class Server:
     def worker_pids(self) -> list[int]:
         pids = self.processes()
         if self.spec.is_worker:
-            return [p for p in pids if self.spec.is_worker(p, self.proc.pid, cmdline(p))]
+            # none found: the server serves from its own process (KServe with one worker)
+            return [p for p in pids if self.spec.is_worker(p, self.proc.pid, cmdline(p))] or [self.proc.pid]
         kids = _children().get(self.proc.pid, [])
         return [p for p in pids if p in kids]
 
@@ -179,7 +181,8 @@ class Server:
         for code, body in answers:
             if code == 200:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    seen.add(int(json.loads(body)["pid"]))
+                    doc = json.loads(body)  # ours: {"pid": ...}; a V2 answer: its parameters
+                    seen.add(int(doc["pid"] if "pid" in doc else doc["parameters"]["pid"]))
         return len(seen) >= self.spec.workers
 
     def wait_ready(self) -> float:
@@ -217,9 +220,13 @@ def start(spec: ServerSpec, log_dir: Path) -> Server:
         ECG_BIND=f"127.0.0.1:{port}",
         ECG_WORKERS=str(spec.workers),
         PROMETHEUS_MULTIPROC_DIR=str(Path(tmp.name) / "metrics"),
+        ECG_BENCH_TMP=tmp.name,  # scratch space of this server, removed at stop
         **spec.env,
     )
+    if spec.peer:  # a peer's own metrics setup (prometheus-client would write to a missing folder)
+        env.pop("PROMETHEUS_MULTIPROC_DIR")
     argv = [a.replace("{port}", str(port)).replace("{root}", str(spec.root)) for a in spec.argv]
+    argv = [str(free_port()) if a == "{free_port}" else a for a in argv]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{spec.name}.log"
     started = time.monotonic()
@@ -245,6 +252,48 @@ def _bento_worker(pid: int, root: int, cmd: str) -> bool:
     return "_bentoml_impl.worker" in cmd
 
 
+def _spawned_worker(pid: int, root: int, cmd: str) -> bool:
+    """A worker started by multiprocessing's spawn (MLServer's and KServe's workers), not
+    its resource tracker."""
+    return "spawn_main" in cmd
+
+
+def _v2_probe() -> tuple[str, bytes]:
+    from benchmarks.common import V2_PATH, v2_json_body
+
+    return V2_PATH, v2_json_body(1, {"hold": 0.05})
+
+
+def peer_specs(workers: int) -> dict[str, ServerSpec]:
+    """MLServer and KServe, each from its own venv (benchmarks.peers), over V2 REST with JSON tensors."""
+    from benchmarks import peers
+    from benchmarks.common import model_path
+
+    model = str(model_path())
+    specs = {
+        "mlserver": ServerSpec(
+            "mlserver", "Seldon MLServer 1.7.1, custom runtime, V2 REST (JSON tensors)",
+            [str(peers.python("mlserver")), "-m", "benchmarks.servers.mlserver_runtime",
+             "--port", "{port}", "--workers", str(workers), "--model", model],
+            workers, pid_probe=_v2_probe(), is_worker=_spawned_worker, request="v2-json", peer="mlserver",
+        ),
+        "kserve": ServerSpec(
+            "kserve", "KServe 0.21.0 Python model server, kserve.Model, V2 REST (JSON tensors)",
+            [str(peers.python("kserve")), "-m", "benchmarks.servers.kserve_model",
+             "--http_port", "{port}", "--grpc_port", "{free_port}", "--workers", str(workers),
+             "--model_dir", model],
+            workers, pid_probe=_v2_probe(), is_worker=_spawned_worker, request="v2-json", peer="kserve",
+        ),
+    }  # fmt: skip
+    # the same KServe server, sent our /v2 bodies: binary tensors in and out (KServe's REST
+    # API has the extension; MLServer's has not)
+    specs["kserve_v2"] = replace(
+        specs["kserve"], name="kserve_v2", title=specs["kserve"].title.replace("JSON", "binary"),
+        request="v2-binary",
+    )  # fmt: skip
+    return specs
+
+
 def server_specs(workers: int) -> dict[str, ServerSpec]:
     bento_home = str(OUT / "bentoml_home")
     return {
@@ -268,6 +317,14 @@ def server_specs(workers: int) -> dict[str, ServerSpec]:
             "ours_onnx_v2", "ours: /v2 binary tensors, ONNX Runtime in place of TensorFlow",
             gunicorn_argv("benchmarks.servers.onnx_wsgi:app"), workers, ready="metrics", request="v2-binary",
         ),
+        "ours_litert": ServerSpec(
+            "ours_litert", "ours with ECG_RUNTIME=litert: the version's LiteRT copy, no TensorFlow",
+            gunicorn_argv(None), workers, env={"ECG_RUNTIME": "litert"}, ready="metrics",
+        ),
+        "ours_litert_v2": ServerSpec(
+            "ours_litert_v2", "ours: /v2 binary tensors, ECG_RUNTIME=litert",
+            gunicorn_argv(None), workers, env={"ECG_RUNTIME": "litert"}, ready="metrics", request="v2-binary",
+        ),
         "naive": ServerSpec(
             "naive", "naive: Flask + Keras model.predict",
             gunicorn_argv("benchmarks.servers.naive_keras:app"), workers,
@@ -281,6 +338,7 @@ def server_specs(workers: int) -> dict[str, ServerSpec]:
             pid_probe=("/worker", b"{}"),
             is_worker=_bento_worker,
         ),
+        **peer_specs(workers),
     }  # fmt: skip
 
 
@@ -295,7 +353,7 @@ def variant(text: str, specs: dict[str, ServerSpec]) -> ServerSpec:
     b = specs[base]
     spec = ServerSpec(
         name.strip(), f"{b.title} [{text}]", list(b.argv), b.workers, dict(b.env), b.ready,
-        b.pid_probe, b.is_worker, b.start_timeout, b.root, b.request,
+        b.pid_probe, b.is_worker, b.start_timeout, b.root, b.request, b.peer,
     )  # fmt: skip
     for opt in opts:
         key, _, value = opt.partition("=")

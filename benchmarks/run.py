@@ -22,16 +22,22 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import loadgen, procs, report
+from benchmarks import loadgen, peers, procs, report
 from benchmarks.common import BENCH, OUT, PYTHON, REPO, Body, model_path, mse_of, quiet_env, request_body
 from benchmarks.servers.onnx_predictor import onnx_file
 
-ALL_SERVERS = ("floor", "ours", "ours_onnx", "ours_v2", "ours_onnx_v2", "naive", "bentoml")
+# The default run; ``--smoke`` runs the same minus the peers it would have to download.
+SMOKE_SERVERS = ("floor", "ours", "ours_v2", "ours_litert", "ours_litert_v2", "naive", "bentoml")
+# each in a venv of its own, installed on demand (benchmarks.peers); KServe over both V2 encodings
+PEERS = ("mlserver", "kserve", "kserve_v2")
+DEFAULT_SERVERS = (*SMOKE_SERVERS, *PEERS)
+# Opt-in (``--servers``): ONNX Runtime inside our server, the reference the project chose
+# LiteRT over (benchmarks/RUNTIMES.md; the in-process part keeps its line every run).
+ALL_SERVERS = (*DEFAULT_SERVERS, "ours_onnx", "ours_onnx_v2")
 PY_TOOLS = {"bentoml": "bentoml", "tf2onnx": "tf2onnx", "onnxruntime": "onnxruntime", "onnx": "onnx"}
 
 
@@ -92,71 +98,20 @@ def import_bento(path: Path) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def proposals() -> list[Path]:
-    return sorted((BENCH / "proposals").glob("*.patch"))
-
-
-def _copy_tree(root: Path) -> None:
-    for item in ("service", "training", "gunicorn.conf.py", "pyproject.toml"):
-        src = REPO / item
-        if src.is_dir():
-            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, root / item)
-
-
-def _git_apply(root: Path, patch: Path, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "apply", *flags, str(patch)], cwd=root, capture_output=True, text=True)
-
-
-def patched_tree() -> tuple[Path | None, dict]:
-    """A copy of the serving code with ``benchmarks/proposals/*.patch`` applied, outside the
-    repository (``git apply`` then works as a plain patch tool). The patches form a series;
-    the longest prefix of it already in the repository is skipped. None when all are in."""
-    series = proposals()
-    applied = 0
-    for k in range(len(series), 0, -1):  # is the prefix series[:k] in the repository?
-        scratch = Path(tempfile.mkdtemp(prefix="ecg-bench-check-"))
-        try:
-            _copy_tree(scratch)
-            if all(_git_apply(scratch, p, "--reverse").returncode == 0 for p in reversed(series[:k])):
-                applied = k
-                break
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    status = {p.name: "already in the repository" for p in series[:applied]}
-    if applied == len(series):
-        return None, status
-    root = Path(tempfile.mkdtemp(prefix="ecg-bench-fixes-"))
-    _copy_tree(root)
-    for item in ("saved_models", "data"):
-        (root / item).symlink_to(REPO / item)
-    for patch in series[applied:]:
-        proc = _git_apply(root, patch)
-        if proc.returncode != 0:
-            shutil.rmtree(root, ignore_errors=True)
-            raise SystemExit(f"{patch.name} does not apply to the current code:\n{proc.stderr}")
-        status[patch.name] = "applied in the +fixes variant"
-    return root, status
-
-
 # ---------------------------------------------------------------- measuring
 
 
-def run_inprocess(seconds: float, batches: list[int], root: Path | None = None) -> dict:
+def run_inprocess(seconds: float, batches: list[int]) -> dict:
     """Each item's best of TensorFlow's two kernel sets: the limit must be the fastest
     honest call, and which set wins depends on the batch size and the thread count
     (single-threaded the plain kernels win everywhere; on two threads oneDNN wins at 256)."""
     argv = [PYTHON, "-m", "benchmarks.inprocess", "--seconds", str(seconds)]
     argv += ["--batches", ",".join(map(str, batches))]
     env = quiet_env()
-    if root is not None:  # the patched tree first on the path; only its own code is timed
-        argv += ["--tree", "fixes", "--no-canonical"]
-        env["PYTHONPATH"] = os.pathsep.join([str(root), str(REPO)])
     runs = []
     for onednn in ("0", "1"):  # TensorFlow reads it at import: one process each
         env["TF_ENABLE_ONEDNN_OPTS"] = onednn
-        proc = subprocess.run(argv, cwd=root or REPO, env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"in-process scoring failed:\n{proc.stderr[-3000:]}")
         out = json.loads(proc.stdout)
@@ -165,7 +120,7 @@ def run_inprocess(seconds: float, batches: list[int], root: Path | None = None) 
         runs.append(out)
     best: dict[tuple, dict] = {}
     for r in (r for out in runs for r in out["results"]):
-        key = (r["backend"], r["kind"], r["batch"], r.get("tree"))
+        key = (r["backend"], r["kind"], r["batch"])
         if key not in best or r["calls_per_s"] > best[key]["calls_per_s"]:
             best[key] = r
     return {**runs[0], "results": list(best.values()), "kernel_runs": [out["results"] for out in runs]}
@@ -178,6 +133,25 @@ def check_same_model(server: procs.Server, body: Body) -> list[float] | None:
     return mse_of(server.spec.request, raw)
 
 
+def alone(name: str, spec: procs.ServerSpec, bodies: dict[int, Body], args, log_dir: Path) -> dict:
+    """One server started with none of the others running: its start-up and its memory at
+    ready and after a short load at the largest batch. PSS splits a page among every process
+    that maps it, so with the other servers up (several of them mapping the same TensorFlow
+    library) a server's PSS reads low; alone it is what a machine running just it would pay."""
+    server = procs.start(spec, log_dir)
+    try:
+        info = {"startup_seconds": round(server.wait_ready(), 3), "memory_ready": server.memory()}
+        body = bodies[max(args.batches)]
+        try:
+            loadgen.RUNNERS[args.loadgen](server.url(body.path), body, max(args.concurrency), 0.5)
+        except loadgen.LoadError as exc:
+            info["load_error"] = str(exc)[:300]
+        info["memory_loaded"] = server.memory()
+        return info
+    finally:
+        server.stop()
+
+
 def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
     rnd: dict = {"round": i, "servers": {}, "cells": [], "started_at": time.time()}
     log(f"round {i}: TensorFlow-only process")
@@ -186,12 +160,16 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
     if not args.no_inprocess:
         log(f"round {i}: in-process scoring")
         rnd["inprocess"] = run_inprocess(args.inprocess_seconds, args.batches)
-        if args.fixes_root is not None:
-            fixed = run_inprocess(args.inprocess_seconds, args.batches, args.fixes_root)
-            rnd["inprocess"]["results"] += fixed["results"]
-            rnd["inprocess"]["fixes_check"] = fixed["onnx_vs_tf"]
 
     order = list(args.servers)
+    rng.shuffle(order)
+    solo: dict[str, dict] = {}
+    if not args.no_alone:
+        for name in order:
+            log(f"round {i}: {name} alone (start-up, memory)")
+            solo[name] = alone(
+                name, specs[name], bodies[specs[name].request], args, run_dir / "logs" / f"round{i}-alone"
+            )
     rng.shuffle(order)
     running: dict[str, procs.Server] = {}
     try:
@@ -212,6 +190,8 @@ def one_round(i: int, args, specs, bodies, rng, run_dir: Path) -> dict:
                 )
             except loadgen.LoadError as exc:
                 info["warmup_error"] = str(exc)[:300]
+            if name in solo:
+                info["alone"] = solo[name]
             rnd["servers"][name] = info
 
         cells = [(b, c) for b in args.batches for c in args.concurrency]
@@ -262,7 +242,9 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of untimed load before each cell")
     ap.add_argument("--batches", default="1,32,256")
     ap.add_argument("--concurrency", default="1,8")
-    ap.add_argument("--servers", default=",".join(ALL_SERVERS))
+    ap.add_argument(
+        "--servers", default=None, help=f"default {','.join(DEFAULT_SERVERS)}; any of {ALL_SERVERS}"
+    )
     ap.add_argument("--workers", type=int, default=2, help="worker processes of every server")
     ap.add_argument(
         "--variant",
@@ -273,9 +255,12 @@ def parse_args(argv: list[str] | None):
     )
     ap.add_argument("--no-inprocess", action="store_true", help="skip the in-process limit (A/B runs)")
     ap.add_argument(
+        "--no-alone", action="store_true", help="skip starting each server alone for its memory and start-up"
+    )
+    ap.add_argument(
         "--with-proposals",
         action="store_true",
-        help="also run ours and ours_onnx with benchmarks/proposals/*.patch applied (+fixes)",
+        help="gone: the proposals were merged and benchmarks/proposals/ removed (exits with an error)",
     )
     ap.add_argument("--loadgen", choices=sorted(loadgen.RUNNERS), default="hey")
     ap.add_argument("--inprocess-seconds", type=float, default=0.7, help="seconds per in-process item")
@@ -291,12 +276,18 @@ def parse_args(argv: list[str] | None):
         "--smoke", action="store_true", help="tiny run for CI: 1 round, short cells, batch 1 and 32"
     )
     args = ap.parse_args(argv)
+    if args.with_proposals:
+        ap.error(
+            "--with-proposals is gone: the proposals were merged into the serving code and "
+            "benchmarks/proposals/ was removed; compare source trees with --variant 'NAME=ours;root=DIR'"
+        )
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.inprocess_seconds = 1, 0.5, 0.0, 0.1
         args.batches, args.workers = "1,32", 1
     args.batches = [int(x) for x in str(args.batches).split(",")]
     args.concurrency = [int(x) for x in str(args.concurrency).split(",")]
-    args.servers = [s for s in str(args.servers).split(",") if s]
+    default = SMOKE_SERVERS if args.smoke else DEFAULT_SERVERS
+    args.servers = [s for s in str(args.servers or ",".join(default)).split(",") if s]
     unknown = set(args.servers) - set(ALL_SERVERS)
     args.servers += [v.split("=", 1)[0].strip() for v in args.variant]
     if unknown:
@@ -322,20 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     if "bentoml" in args.servers or any(v.split("=", 1)[1].split(";")[0] == "bentoml" for v in args.variant):
         import_bento(path)
     specs = procs.server_specs(args.workers)
-    args.fixes_root, args.proposals = None, {}
-    if args.with_proposals:
-        args.fixes_root, args.proposals = patched_tree()
-        if args.fixes_root is not None:
-            log(f"proposals applied in {args.fixes_root}: {', '.join(args.proposals)}")
-            added = [f"ours+fixes=ours;root={args.fixes_root}"]
-            if "ours_onnx" in args.servers:
-                # the TensorFlow tax is then measured on the fixed path, in place of the old one
-                args.servers.remove("ours_onnx")
-                added.append(f"ours_onnx+fixes=ours_onnx;root={args.fixes_root}")
-            args.variant += added
-            args.servers += [v.split("=", 1)[0] for v in added]
-        else:
-            log("every proposal is already in the repository: nothing extra to run")
+    args.peer_versions = {}
+    for name in args.servers:
+        peer = specs[name].peer if name in specs else None
+        if peer:
+            peers.ensure(peer, install=not args.no_install, log=log)
+            args.peer_versions[peer] = peers.versions(peer)
     for text in args.variant:
         spec = procs.variant(text, specs)
         specs[spec.name] = spec
@@ -353,15 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(args.servers)} servers, {args.duration}s per cell, load by {args.loadgen}, seed {args.seed}"
     )
     rounds = []
-    try:
-        for i in range(1, args.rounds + 1):
-            rounds.append(one_round(i, args, specs, bodies, rng, args.out_dir))
-            (args.out_dir / "results.json").write_text(
-                json.dumps({"config": report.config_dict(args, command), "rounds": rounds}, indent=1)
-            )
-    finally:
-        if args.fixes_root is not None:
-            shutil.rmtree(args.fixes_root, ignore_errors=True)
+    for i in range(1, args.rounds + 1):
+        rounds.append(one_round(i, args, specs, bodies, rng, args.out_dir))
+        (args.out_dir / "results.json").write_text(
+            json.dumps({"config": report.config_dict(args, command), "rounds": rounds}, indent=1)
+        )
     data = {
         "config": report.config_dict(args, command),
         "environment": report.environment(args.loadgen),

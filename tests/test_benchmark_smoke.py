@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .conftest import REPO, missing, require_tool
 
-SERVERS = {"floor", "ours", "ours_onnx", "ours_v2", "ours_onnx_v2", "naive", "bentoml"}
+# the default run's servers; the downloaded peers (MLServer, KServe) are not part of --smoke
+SERVERS = {"floor", "ours", "ours_v2", "ours_litert", "ours_litert_v2", "naive", "bentoml"}
 
 
 def test_benchmark_runs_on_a_tiny_setting(tmp_path: Path) -> None:
@@ -53,20 +54,30 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path: Path) -> None:
         assert max(abs(a - b) for a, b in zip(values, mse["ours"], strict=True)) < 1e-5, name
 
     inproc = rnd["inprocess"]
-    kinds = [("tf", "signature"), ("onnx", "signature"), ("tf", "scorer")]
-    kinds += [(backend, kind) for backend in ("tf", "onnx") for kind in ("path", "v2path")]
+    kinds = [("tf", "signature"), ("litert", "signature"), ("onnx", "signature"), ("tf", "scorer")]
+    kinds += [(backend, kind) for backend in ("tf", "litert", "onnx") for kind in ("path", "v2path")]
     assert {(r["backend"], r["kind"], r["batch"]) for r in inproc["results"]} == {
         (backend, kind, n) for backend, kind in kinds for n in (1, 32)
     }
-    assert inproc["onnx_vs_tf"]["same_flags"]
+    assert inproc["onnx_vs_tf"]["same_flags"] and inproc["litert_vs_tf"]["same_flags"]
+    assert inproc["litert_vs_tf"]["max_abs_diff_mse"] < 1e-6
     assert rnd["tf_only"]["rss_mb"] > 0
     for name in SERVERS:
         info = rnd["servers"][name]
         assert info["startup_seconds"] > 0 and info["alive_at_end"], name
         assert len(info["memory_loaded"]["worker_rss_mb"]) == 1, name  # --smoke: one worker
+        solo = info["alone"]  # started once with none of the others running
+        assert solo["startup_seconds"] > 0 and solo["memory_loaded"]["total_pss_mb"] > 0, name
 
     report = (out / "RESULTS.md").read_text()
     assert "Smoke run" in report
-    for heading in ("## Targets", "## Over HTTP", "## The limit", "## The TensorFlow tax", "## Memory"):
+    for heading in (
+        "## Targets (issue 18)",
+        "## Over HTTP",
+        "## The limit",
+        "## The TensorFlow tax",
+        "## Memory",
+    ):
         assert heading in report
+    assert "ours, LiteRT runtime" in report
     assert "## Failed cells" not in report
