@@ -23,7 +23,7 @@ import threading
 import uuid
 
 # installed only in the peer's own venv (benchmarks.peers), not in the project's
-import kserve  # type: ignore[import-not-found]
+import kserve
 from kserve import InferOutput, InferRequest, InferResponse
 
 from benchmarks.servers.peer_model import OUTPUTS, EcgSignature, hold

@@ -25,9 +25,9 @@ import tempfile
 from pathlib import Path
 
 # installed only in the peer's own venv (benchmarks.peers), not in the project's
-from mlserver import MLModel  # type: ignore[import-not-found]
-from mlserver.codecs import NumpyCodec  # type: ignore[import-not-found]
-from mlserver.types import InferenceRequest, InferenceResponse, Parameters  # type: ignore[import-not-found]
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse, Parameters
 
 from benchmarks.servers.peer_model import OUTPUTS, EcgSignature, hold
 
