@@ -36,6 +36,7 @@ from .evaluate import evaluate, ranking_metrics
 from .export import next_version, publish, save_serving_model, staging_dir, write_metadata
 from .model import TrainedModel, fit
 from .report import write_report
+from .robust import fit_robust
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ def prepare(config: TrainingConfig, pool: Dataset | None = None) -> Prepared:
 
 
 def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
-    return fit(config, *prepared.fit_inputs())
+    """Plain or robust fit; either sees the training beats (no labels) and the normal
+    validation beats."""
+    inputs = prepared.fit_inputs()
+    return fit_robust(config, *inputs) if config.robust else fit(config, *inputs)
 
 
 @dataclass(frozen=True)
