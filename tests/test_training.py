@@ -222,7 +222,8 @@ def test_robust_core_keeps_mostly_normal_rows_from_contaminated_training_data(po
 
     prepared = prepare(TrainingConfig(abnormal_fraction=0.3, **TINY), pool)
     abnormal = pool.is_abnormal[prepared.train_rows].astype(bool)
-    kept = core_rows(scale(pool.beats[prepared.train_rows], prepared.scaler), components=3, rounds=2, seed=0)
+    train = scale(pool.beats[prepared.train_rows], prepared.scaler)
+    kept = core_rows(train, prepared.selection(), max_components=4, rounds=2, seed=0)
     assert abnormal.mean() == pytest.approx(0.3, abs=0.01)
     assert abnormal[kept].mean() < 0.05 and kept.mean() > 0.5
 

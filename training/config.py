@@ -91,7 +91,7 @@ class TrainingConfig(BaseModel):
     )
     rda_lambda: float = Field(1.5, gt=0, description="robust rda: L2,1 shrinkage, in median residual norms")
     core_components: int = Field(
-        3, ge=2, description="robust core: mixture components; the largest is the normal core"
+        4, ge=2, description="robust core: mixtures of 2 to this many clusters give the candidate rows"
     )
     threshold: str = "best-f1"
     verbose: int = Field(1, ge=0, le=2)

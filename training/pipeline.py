@@ -56,6 +56,12 @@ class Prepared:
     def test(self) -> Dataset:
         return self.pool.take(self.split.test)
 
+    def selection(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled validation beats (every class) and their is-abnormal labels: what the
+        validation split may choose hyper-parameters with (robust ``core``'s row set)."""
+        val = self.validation
+        return scale(val.beats, self.scaler), val.is_abnormal
+
     def fit_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Scaled training beats and scaled *normal* validation beats (for early stopping)."""
         val = self.validation
@@ -74,9 +80,11 @@ def prepare(config: TrainingConfig, pool: Dataset | None = None) -> Prepared:
 
 def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
     """Plain or robust fit; either sees the training beats (no labels) and the normal
-    validation beats."""
+    validation beats; robust fits may also let the labelled validation split choose."""
     inputs = prepared.fit_inputs()
-    return fit_robust(config, *inputs) if config.robust else fit(config, *inputs)
+    if config.robust:
+        return fit_robust(config, *inputs, selection=prepared.selection())
+    return fit(config, *inputs)
 
 
 @dataclass(frozen=True)

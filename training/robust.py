@@ -1,7 +1,8 @@
 """Robust training: fitting the autoencoder when some training beats are not normal.
 
 Each method sees the scaled training beats and the scaled *normal validation* beats (for
-early stopping, as plain training does) and nothing else: no training labels. They differ
+early stopping, as plain training does); ``core`` also lets the labelled validation split
+choose among candidate row sets. None reads a training label. They differ
 in how they keep the anomalies among the training rows from being learnt:
 
 ``trim``       each batch's worst-reconstructed ``trim_fraction`` is left out of the loss.
@@ -12,9 +13,10 @@ in how they keep the anomalies among the training rows from being learnt:
 ``rda``        Zhou & Paffenroth's robust deep autoencoder (KDD 2017): the data are split
                into ``L + S``, the autoencoder learns ``L``, and ``S`` takes what it cannot
                reconstruct under an L2,1 (row-sparse) penalty, alternating.
-``core``       a mixture in PCA space picks the largest cluster of beats (the normal core,
-               normal beats being the commonest shape), linear models grow it by the rows
-               they reconstruct as well as the core, then the autoencoder fits those rows.
+``core``       mixtures in PCA space cut the rows into clusters; linear models grow each
+               by the rows they reconstruct as well as the cluster; the labelled validation
+               split picks one of these row sets (or all rows) by a PCA's ROC AUC, as it
+               picks hyper-parameters; the autoencoder then fits the rows picked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 from . import contamination
@@ -32,11 +35,19 @@ from .config import TrainingConfig
 from .model import TrainedModel, build_autoencoder, fit, optimizer_for, reconstruction_errors, trimmed_mse
 
 MAX_TRIM = 0.6  # trim-auto never ignores more of a batch than this
+MIN_CLUSTER_SHARE = 0.1  # smaller clusters are not candidates for the normal core
 CORE_PCA_COMPONENTS = 10  # the space the core mixture is fitted in
 GROW_PCA_COMPONENTS = 8  # the linear model that grows the core (PCA's 8 matched the AE's latent size)
 
 
-def fit_robust(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> TrainedModel:
+Selection = tuple[np.ndarray, np.ndarray]  # scaled validation beats (all classes), is-abnormal
+
+
+def fit_robust(
+    config: TrainingConfig, train: np.ndarray, validation: np.ndarray, selection: Selection | None = None
+) -> TrainedModel:
+    """``validation``: the normal validation beats (early stopping); ``selection``: the
+    labelled validation split, for methods whose hyper-parameters it chooses (``core``)."""
     match config.robust_method:
         case "trim":
             return fit(config, train, validation, loss=trimmed_mse(config.trim_fraction))
@@ -47,7 +58,7 @@ def fit_robust(config: TrainingConfig, train: np.ndarray, validation: np.ndarray
         case "rda":
             return _rda(config, train, validation)
         case "core":
-            return _core(config, train, validation)
+            return _core(config, train, validation, selection)
     raise ValueError(f"unknown robust method {config.robust_method!r}")
 
 
@@ -92,22 +103,43 @@ def _refit(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) ->
     return trained
 
 
-def core_rows(train: np.ndarray, components: int, rounds: int, seed: int) -> np.ndarray:
-    """The rows of the largest mixture cluster, grown by every row a PCA fitted on the
-    current rows reconstructs within their own error mode."""
+def _pca_errors(fitted_on: np.ndarray, beats: np.ndarray, seed: int) -> np.ndarray:
+    pca = PCA(min(GROW_PCA_COMPONENTS, len(fitted_on) - 1), random_state=seed).fit(fitted_on)
+    return np.asarray(((beats - pca.inverse_transform(pca.transform(beats))) ** 2).mean(axis=1))
+
+
+def core_rows(
+    train: np.ndarray, selection: Selection, max_components: int, rounds: int, seed: int
+) -> np.ndarray:
+    """Candidate row sets: every training row, and each cluster (of mixtures with 2 to
+    ``max_components`` components in PCA space) grown ``rounds`` times by the rows a PCA
+    fitted on it reconstructs within its lower error mode. The candidate whose PCA ranks
+    the labelled validation beats best (ROC AUC) wins: a hyper-parameter the validation
+    split chooses, as it chooses the threshold. Which cluster is normal is otherwise
+    undecidable at 50 %, where the normal beats may split in two and class 2 does not."""
     features = PCA(CORE_PCA_COMPONENTS, random_state=seed).fit_transform(train)
-    mixture = GaussianMixture(components, covariance_type="full", n_init=3, random_state=seed)
-    labels = mixture.fit_predict(features)
-    kept = labels == np.bincount(labels).argmax()
-    for _ in range(rounds):
-        pca = PCA(min(GROW_PCA_COMPONENTS, int(kept.sum()) - 1), random_state=seed).fit(train[kept])
-        errors = ((train - pca.inverse_transform(pca.transform(train))) ** 2).mean(axis=1)
-        kept = _keep_normal_mode(errors)
-    return kept
+    candidates = [np.ones(len(train), dtype=bool)]
+    for k in range(2, max_components + 1):
+        mixture = GaussianMixture(k, covariance_type="full", n_init=3, random_state=seed)
+        labels = mixture.fit_predict(features)
+        for cluster in range(k):
+            kept = labels == cluster
+            if kept.mean() < MIN_CLUSTER_SHARE:
+                continue
+            for _ in range(rounds):
+                kept = _keep_normal_mode(_pca_errors(train[kept], train, seed))
+            candidates.append(kept)
+    beats, is_abnormal = selection
+    aucs = [roc_auc_score(is_abnormal, _pca_errors(train[kept], beats, seed)) for kept in candidates]
+    return candidates[int(np.argmax(aucs))]
 
 
-def _core(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> TrainedModel:
-    kept = core_rows(train, config.core_components, config.refit_rounds, config.seed)
+def _core(
+    config: TrainingConfig, train: np.ndarray, validation: np.ndarray, selection: Selection | None
+) -> TrainedModel:
+    if selection is None:
+        raise ValueError("robust method 'core' needs the labelled validation beats to pick its rows")
+    kept = core_rows(train, selection, config.core_components, config.refit_rounds, config.seed)
     trained = fit(config, train[kept], validation)
     trained.kept = kept
     return trained
