@@ -276,3 +276,18 @@ def test_the_experiment_refuses_unknown_methods_and_settings(tmp_path):
     assert "invalid choice" in experiment("--methods", "magic").stderr
     bad = experiment("--set", "latent_size=0", "--render-only", "--output", str(tmp_path / "x.md"))
     assert bad.returncode == 2 and "latent_size" in bad.stderr
+
+
+def test_an_ensemble_exports_as_one_signature_that_averages_its_members(tmp_path, pool):
+    """--ensemble-size N: one SavedModel, the same outputs, the members' mean reconstruction."""
+    result = run(TrainingConfig(model_name="ens", output_dir=tmp_path, ensemble_size=2, **TINY))
+    model, meta = result.trained.model, result.metadata
+    scaled = scale(pool.beats[:8], meta.scaler)
+    members = [model.get_layer(f"member_{i}")(scaled, training=False).numpy() for i in range(2)]
+    fn = tf.saved_model.load(str(result.path)).signatures[SIGNATURE_NAME]
+    out = fn(beats=tf.constant(pool.beats[:8]))
+    assert set(out) == {"reconstruction", "point_errors", "mse"}
+    np.testing.assert_allclose(
+        out["point_errors"].numpy(), (scaled - np.mean(members, axis=0)) ** 2, atol=1e-6
+    )
+    assert meta.training_config["ensemble_size"] == 2

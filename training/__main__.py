@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=_help("epochs"))
     p.add_argument("--batch-size", type=int, help=_help("batch_size"))
     p.add_argument("--early-stopping-patience", type=int, help=_help("early_stopping_patience"))
+    p.add_argument("--ensemble-size", type=int, help=_help("ensemble_size"))
     p.add_argument(
         "--abnormal-fraction",
         type=float,

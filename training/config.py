@@ -78,6 +78,9 @@ class TrainingConfig(BaseModel):
     epochs: int = Field(300, ge=1)
     batch_size: int = Field(64, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
+    ensemble_size: int = Field(
+        1, ge=1, le=10, description="autoencoders (seeds seed..seed+N-1) averaged in one exported model"
+    )
     abnormal_fraction: float = Field(0.0, ge=0, lt=1)
     robust: bool = False
     robust_method: RobustMethod = Field(

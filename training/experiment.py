@@ -109,7 +109,7 @@ def _rates(metrics: Any) -> dict[str, float]:
 def run_cell(base: TrainingConfig, pool: Dataset, method: str, fraction: float, seed: int) -> dict[str, Any]:
     """One method on one split; labels are read here, for scoring only, never by the method."""
     from . import threshold as thresholds
-    from .evaluate import evaluate
+    from .evaluate import evaluate, ranking_metrics
     from .pipeline import prepare
 
     started = time.time()
@@ -128,6 +128,7 @@ def run_cell(base: TrainingConfig, pool: Dataset, method: str, fraction: float, 
         "method": method,
         "fraction": fraction,
         "seed": seed,
+        "validation_roc_auc": ranking_metrics(scores.validation, val.classes)["roc_auc"],
         "roc_auc": at_val.roc_auc,
         "average_precision": at_val.average_precision,
         **_rates(at_val),
@@ -213,8 +214,9 @@ def render(records: list[dict[str, Any]]) -> str:
         "",
         "## Test ROC AUC, AP and F1",
         "",
-        "| abnormal in training | method | seeds | ROC AUC | AP | F1 at validation threshold |",
-        "|---|---|---|---|---|---|",
+        "| abnormal in training | method | seeds | ROC AUC | AP | F1 at validation threshold"
+        " | validation ROC AUC |",
+        "|---|---|---|---|---|---|---|",
     ]
     for f in fractions:
         for label in labels:
@@ -224,6 +226,7 @@ def render(records: list[dict[str, Any]]) -> str:
                     f"| {f:.0%} | {label} | {','.join(str(r['seed']) for r in rs)} |"
                     f" {_fmt([r['roc_auc'] for r in rs])} | {_fmt([r['average_precision'] for r in rs])} |"
                     f" {_fmt([r['f1'] for r in rs])} |"
+                    f" {_mean([r['validation_roc_auc'] for r in rs if 'validation_roc_auc' in r])} |"
                 )
     lines += [
         "",

@@ -119,3 +119,15 @@ def fit(
     )
     history = {k: [float(v) for v in vs] for k, vs in result.history.items()}
     return TrainedModel(model, history, len(history.get("loss", [])))
+
+
+def average(members: list[TrainedModel]) -> TrainedModel:
+    """One Keras model whose reconstruction is the mean of the members': exported as one
+    signature, so the serving contract is that of a single autoencoder."""
+    inputs = keras.Input(shape=(INPUT_LENGTH,), name="scaled_beats")
+    outputs = [
+        keras.Model(m.model.input, m.model.output, name=f"member_{i}")(inputs) for i, m in enumerate(members)
+    ]
+    model = keras.Model(inputs, keras.layers.Average(name="reconstruction")(outputs), name="ecg_ensemble")
+    history = {f"member_{i}_{k}": v for i, m in enumerate(members) for k, v in m.history.items()}
+    return TrainedModel(model, history, max(m.epochs_run for m in members), kept=members[0].kept)

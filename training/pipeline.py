@@ -34,7 +34,7 @@ from .data import (
 )
 from .evaluate import evaluate, ranking_metrics
 from .export import next_version, publish, save_serving_model, staging_dir, write_metadata
-from .model import TrainedModel, fit
+from .model import TrainedModel, average, fit
 from .report import write_report
 from .robust import fit_robust
 
@@ -82,9 +82,17 @@ def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
     """Plain or robust fit; either sees the training beats (no labels) and the normal
     validation beats; robust fits may also let the labelled validation split choose."""
     inputs = prepared.fit_inputs()
-    if config.robust:
-        return fit_robust(config, *inputs, selection=prepared.selection())
-    return fit(config, *inputs)
+
+    def one(member: TrainingConfig) -> TrainedModel:
+        if member.robust:
+            return fit_robust(member, *inputs, selection=prepared.selection())
+        return fit(member, *inputs)
+
+    if config.ensemble_size == 1:
+        return one(config)
+    return average(
+        [one(config.model_copy(update={"seed": config.seed + i})) for i in range(config.ensemble_size)]
+    )
 
 
 @dataclass(frozen=True)
