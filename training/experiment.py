@@ -52,10 +52,12 @@ SEES = {
     " are dropped and the model refitted from scratch on the rest",
     "rda": "as autoencoder; Zhou & Paffenroth's L + S split with an L2,1 penalty on S"
     " (`rda_lambda` median residual norms), alternating every 10 epochs",
-    "core": "all training rows, unlabelled: the largest of `core_components` Gaussian clusters in"
-    " PCA-10 space, grown `refit_rounds` times by a PCA-8 fitted on the kept rows (rows in its"
-    " lower error mode), then the autoencoder on the kept rows; normal validation beats for"
-    " early stopping",
+    "core": "all training rows, unlabelled, and the labelled validation split as a hyper-parameter"
+    " chooser: the candidate row sets are all rows and each cluster of 2- to `core_components`"
+    " (4)-component Gaussian mixtures in PCA-10 space, each grown `refit_rounds` (2) times by the"
+    " rows a PCA-8 fitted on it puts in its lower error mode; the candidate whose PCA-8 has the"
+    " best validation ROC AUC is kept and the autoencoder fitted on it; normal validation beats"
+    " for early stopping",
     "pca": "all training rows (unlabelled); 8 components, reconstruction MSE",
     "ocsvm": "all training rows (unlabelled); RBF kernel, gamma 'scale', nu 0.05",
 }
