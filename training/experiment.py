@@ -303,6 +303,9 @@ def render(records: list[dict[str, Any]]) -> str:
         "",
         "## Runs",
         "",
+        "Each run was pinned to one core (`taskset -c 1`, `TF_NUM_INTRAOP_THREADS=1"
+        " TF_NUM_INTEROP_THREADS=1`) of a machine other jobs shared, so wall times are loose.",
+        "",
         "| command | cells (method: seeds) | wall time of its cells | machine |",
         "|---|---|---|---|",
     ]
