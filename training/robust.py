@@ -164,7 +164,7 @@ def _rda(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> T
         )
         history["loss"] += [float(v) for v in result.history["loss"]]
         val_loss = float(reconstruction_errors(model, validation).mean())
-        history["val_loss"].append(val_loss)
+        history["val_loss"] += [val_loss] * len(result.history["loss"])  # per epoch, as plain fits
         residual = train - model(low_rank, training=False).numpy()
         norms = np.linalg.norm(residual, axis=1)
         lam = config.rda_lambda * float(np.median(norms))
