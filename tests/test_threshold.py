@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from training import contamination
 from training.config import ThresholdSpec
 from training.threshold import choose
 
@@ -73,8 +74,40 @@ def test_contamination_flags_that_share_of_validation_beats():
         ("contamination:1.5", "0 < R < 1"),
         ("mean-std:x", "not a number"),
         ("best-f1:3", "is written 'best-f1'"),
+        ("auto:0.1", "is written 'auto'"),
     ],
 )
 def test_malformed_strategies_are_refused(text, problem):
     with pytest.raises(ValueError, match=problem):
         ThresholdSpec.parse(text)
+
+
+def test_auto_recovers_a_known_contamination_from_training_errors_alone():
+    """10 % of log-normal errors shifted up: ``auto`` finds about that share and cuts between."""
+    gen = np.random.default_rng(1)
+    normal = np.exp(gen.normal(-6.0, 0.4, 1800))
+    anomalous = np.exp(gen.normal(-3.5, 0.5, 200))
+    train = np.concatenate([normal, anomalous])
+    t = choose(ThresholdSpec.parse("auto"), train, SCORES, LABELS)
+    assert (t.strategy, t.parameter, t.chosen_on) == ("auto", None, "train")
+    assert (train > t.value).mean() == pytest.approx(0.10, abs=0.02)
+    assert (normal > t.value).mean() < 0.02 and (anomalous > t.value).mean() > 0.9
+
+
+def test_auto_on_clean_errors_flags_only_the_normal_tail():
+    """One log-normal mode: no contamination is invented; about the top 0.5 % is flagged."""
+    clean = np.exp(np.random.default_rng(2).normal(-6.0, 0.4, 2000))
+    estimate = contamination.estimate(clean)
+    assert estimate.components == 1
+    assert estimate.share < 0.02
+    t = choose(ThresholdSpec.parse("auto"), clean, SCORES, LABELS)
+    assert t.value == pytest.approx(estimate.cut)
+
+
+@pytest.mark.parametrize("share", [0.05, 0.3, 0.5])
+def test_the_contamination_estimate_follows_the_true_share(share):
+    gen = np.random.default_rng(3)
+    n = 3000
+    k = int(share * n)
+    errors = np.exp(np.concatenate([gen.normal(-6.0, 0.4, n - k), gen.normal(-3.0, 0.6, k)]))
+    assert contamination.estimate(errors).share == pytest.approx(share, abs=0.03)

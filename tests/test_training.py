@@ -146,6 +146,8 @@ def test_cli_help_lists_every_option():
         "--seed",
         "--abnormal-fraction",
         "--robust",
+        "--robust-method",
+        "--refit-rounds",
         "--threshold",
         "--config",
     ):
@@ -190,3 +192,102 @@ def test_cli_reports_a_corrupt_data_file_by_name_and_line(tmp_path):
     assert out.returncode == 1
     assert f"{bad}:2: value 1 is not a number: 'oops'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+ROBUST_METHODS = ("trim", "trim-auto", "refit", "rda", "core")
+
+
+@pytest.mark.parametrize("method", ROBUST_METHODS)
+def test_robust_training_never_reads_training_labels(method, pool):
+    """Hiding the training rows' classes (all set to 'normal') changes nothing the model learns."""
+    from training.data import Dataset
+    from training.pipeline import Prepared, prepare, train
+
+    config = TrainingConfig(abnormal_fraction=0.3, robust=True, robust_method=method, **TINY)
+    prepared = prepare(config, pool)
+    hidden = pool.classes.copy()
+    hidden[prepared.train_rows] = 1
+    blind = Prepared(Dataset(pool.beats, hidden), prepared.split, prepared.train_rows, prepared.scaler)
+    beats = scale(pool.beats[prepared.split.test], prepared.scaler)
+    seen, unseen = train(config, prepared), train(config, blind)
+    np.testing.assert_array_equal(
+        seen.model.predict(beats, verbose=0), unseen.model.predict(beats, verbose=0)
+    )
+
+
+def test_robust_core_keeps_mostly_normal_rows_from_contaminated_training_data(pool):
+    """The core method drops most mixed-in abnormal beats before the autoencoder sees any."""
+    from training.pipeline import prepare
+    from training.robust import core_rows
+
+    prepared = prepare(TrainingConfig(abnormal_fraction=0.3, **TINY), pool)
+    abnormal = pool.is_abnormal[prepared.train_rows].astype(bool)
+    train = scale(pool.beats[prepared.train_rows], prepared.scaler)
+    kept = core_rows(train, prepared.selection(), max_components=4, rounds=2, seed=0)
+    assert abnormal.mean() == pytest.approx(0.3, abs=0.01)
+    assert abnormal[kept].mean() < 0.05 and kept.mean() > 0.5
+
+
+def test_a_robust_run_records_its_method_and_threshold_in_the_metadata(tmp_path):
+    """``--robust`` with no other flag uses the default robust method; ``auto`` needs no labels."""
+    result = run(
+        TrainingConfig(
+            model_name="robust",
+            output_dir=tmp_path,
+            abnormal_fraction=0.3,
+            robust=True,
+            threshold="auto",
+            **TINY,
+        )
+    )
+    recorded = result.metadata.training_config
+    assert recorded["robust"] is True and recorded["robust_method"] == TrainingConfig().robust_method
+    assert result.metadata.threshold.strategy == "auto" and result.metadata.threshold.chosen_on == "train"
+    assert result.trained.kept is not None
+
+
+def experiment(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "training.experiment", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_experiment_runs_one_cell_and_renders_its_table(tmp_path):
+    """--methods/--fractions/--seeds run a subset; the table names the seeds each cell covers."""
+    records, output = tmp_path / "r.jsonl", tmp_path / "RESULTS.md"
+    common = ["--records", str(records), "--output", str(output)]
+    out = experiment("--methods", "pca", "--fractions", "0.1", "--seeds", "3", *common)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (record,) = [json.loads(line) for line in records.read_text().splitlines()]
+    assert (record["method"], record["fraction"], record["seed"]) == ("pca", 0.1, 3)
+    assert record["command"].startswith("python -m training.experiment --methods pca")
+    assert "| 10% | pca | 3 |" in output.read_text()
+    again = experiment("--methods", "pca", "--fractions", "0.1", "--seeds", "3", *common)
+    assert again.returncode == 0
+    assert len(records.read_text().splitlines()) == 2
+    assert output.read_text().count("| 10% | pca | 3 |") == 1  # a re-run replaces, not duplicates
+
+
+def test_the_experiment_refuses_unknown_methods_and_settings(tmp_path):
+    assert "invalid choice" in experiment("--methods", "magic").stderr
+    bad = experiment("--set", "latent_size=0", "--render-only", "--output", str(tmp_path / "x.md"))
+    assert bad.returncode == 2 and "latent_size" in bad.stderr
+
+
+def test_an_ensemble_exports_as_one_signature_that_averages_its_members(tmp_path, pool):
+    """--ensemble-size N: one SavedModel, the same outputs, the members' mean reconstruction."""
+    result = run(TrainingConfig(model_name="ens", output_dir=tmp_path, ensemble_size=2, **TINY))
+    model, meta = result.trained.model, result.metadata
+    scaled = scale(pool.beats[:8], meta.scaler)
+    members = [model.get_layer(f"member_{i}")(scaled, training=False).numpy() for i in range(2)]
+    fn = tf.saved_model.load(str(result.path)).signatures[SIGNATURE_NAME]
+    out = fn(beats=tf.constant(pool.beats[:8]))
+    assert set(out) == {"reconstruction", "point_errors", "mse"}
+    np.testing.assert_allclose(
+        out["point_errors"].numpy(), (scaled - np.mean(members, axis=0)) ** 2, atol=1e-6
+    )
+    assert meta.training_config["ensemble_size"] == 2

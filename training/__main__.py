@@ -10,7 +10,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from .config import Activation, Optimizer, Regularizer, TrainingConfig, load_toml
+from .config import Activation, Optimizer, Regularizer, RobustMethod, TrainingConfig, load_toml
 
 _FIELDS = TrainingConfig.model_fields
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=_help("epochs"))
     p.add_argument("--batch-size", type=int, help=_help("batch_size"))
     p.add_argument("--early-stopping-patience", type=int, help=_help("early_stopping_patience"))
+    p.add_argument("--ensemble-size", type=int, help=_help("ensemble_size"))
     p.add_argument(
         "--abnormal-fraction",
         type=float,
@@ -60,12 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--robust",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="trimmed-loss training that resists contaminated training data (default: off)",
+        help="training that resists contaminated training data, by --robust-method (default: off)",
     )
+    p.add_argument("--robust-method", choices=get_args(RobustMethod), help=_help("robust_method"))
     p.add_argument("--trim-fraction", type=float, help=_help("trim_fraction"))
+    p.add_argument("--refit-rounds", type=int, help=_help("refit_rounds"))
+    p.add_argument("--rda-lambda", type=float, help=_help("rda_lambda"))
+    p.add_argument("--core-components", type=int, help=_help("core_components"))
     p.add_argument(
         "--threshold",
-        help="best-f1 | best-accuracy | percentile:P | mean-std:K | contamination:R (default: best-f1)",
+        help="best-f1 | best-accuracy (labelled validation beats) | percentile:P | mean-std:K"
+        " (training errors) | contamination:R (validation errors, known anomaly ratio) | auto"
+        " (training errors, anomaly ratio estimated from them; no labels) (default: best-f1)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     return p

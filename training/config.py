@@ -15,7 +15,8 @@ from .data import DATA_DIR, DEFAULT_FILES
 Optimizer = Literal["adam", "adamax", "adadelta", "rmsprop", "momentum", "sgd"]
 Regularizer = Literal["none", "l1", "l2", "l1l2"]
 Activation = Literal["relu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish"]
-THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination")
+RobustMethod = Literal["trim", "trim-auto", "refit", "rda", "core"]
+THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination", "auto")
 
 
 class ThresholdSpec(BaseModel):
@@ -77,10 +78,23 @@ class TrainingConfig(BaseModel):
     epochs: int = Field(300, ge=1)
     batch_size: int = Field(64, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
+    ensemble_size: int = Field(
+        1, ge=1, le=10, description="autoencoders (seeds seed..seed+N-1) averaged in one exported model"
+    )
     abnormal_fraction: float = Field(0.0, ge=0, lt=1)
     robust: bool = False
+    robust_method: RobustMethod = Field(
+        "core", description="robust mode: how contaminated rows are kept out (training/robust.py)"
+    )
     trim_fraction: float = Field(
-        0.3, gt=0, lt=1, description="robust mode: share of each batch's worst beats ignored"
+        0.3, gt=0, lt=1, description="robust trim: share of each batch's worst beats ignored"
+    )
+    refit_rounds: int = Field(
+        2, ge=1, description="robust refit/core: rounds of fit, drop the estimated anomalies, refit"
+    )
+    rda_lambda: float = Field(1.5, gt=0, description="robust rda: L2,1 shrinkage, in median residual norms")
+    core_components: int = Field(
+        4, ge=2, description="robust core: mixtures of 2 to this many clusters give the candidate rows"
     )
     threshold: str = "best-f1"
     verbose: int = Field(1, ge=0, le=2)

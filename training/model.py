@@ -1,7 +1,8 @@
-"""The dense autoencoder, its optimizers and regularizers, and robust (trimmed) training."""
+"""The dense autoencoder, its optimizers and regularizers, the trimmed loss, and one fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -23,7 +24,7 @@ def _regularizer(config: TrainingConfig) -> keras.regularizers.Regularizer | Non
     }[config.regularizer]
 
 
-def _optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+def optimizer_for(config: TrainingConfig) -> keras.optimizers.Optimizer:
     lr = config.learning_rate
     return {
         "adam": lambda: keras.optimizers.Adam(lr),
@@ -50,23 +51,24 @@ def build_autoencoder(config: TrainingConfig) -> keras.Model:
     return keras.Model(inputs, outputs, name="ecg_autoencoder")
 
 
-def trimmed_mse(trim_fraction: float):
+def trimmed_mse(trim_fraction: float | tf.Variable) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """Mean squared error over the best-reconstructed ``1 - trim_fraction`` of each batch.
 
     The beats an autoencoder reconstructs worst are the likeliest anomalies; leaving them
     out of the gradient keeps contamination from teaching the model to reconstruct them
-    (a trimmed-loss take on robust autoencoders, Zhou & Paffenroth, KDD 2017).
+    (a trimmed-loss take on robust autoencoders, Zhou & Paffenroth, KDD 2017). A
+    ``tf.Variable`` lets a callback move the fraction during training.
     """
-    keep = 1.0 - trim_fraction
 
     def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         per_beat = tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
         n = tf.cast(tf.shape(per_beat)[0], tf.float32)
+        keep = 1.0 - tf.cast(trim_fraction, tf.float32)  # read per batch: it may move
         k = tf.maximum(1, tf.cast(tf.math.ceil(keep * n), tf.int32))
         smallest = -tf.math.top_k(-per_beat, k=k, sorted=False).values
         return tf.reduce_mean(smallest)
 
-    loss.__name__ = f"trimmed_mse_{trim_fraction:g}"
+    loss.__name__ = "trimmed_mse"
     return loss
 
 
@@ -75,15 +77,28 @@ class TrainedModel:
     model: keras.Model
     history: dict[str, list[float]]
     epochs_run: int
+    kept: np.ndarray | None = None  # robust row selection: the training rows the model learnt from
 
 
-def fit(config: TrainingConfig, train_scaled: np.ndarray, validation_scaled: np.ndarray) -> TrainedModel:
-    """Fit on training beats; validation beats (normal ones) drive early stopping."""
+def reconstruction_errors(model: keras.Model, scaled: np.ndarray) -> np.ndarray:
+    """Per-beat MSE in the scaled space, as the exported signature computes it."""
+    rebuilt = model(scaled, training=False).numpy()  # eager: no retracing when called per epoch
+    return np.asarray(((scaled - rebuilt) ** 2).mean(axis=1), dtype=np.float64)
+
+
+def fit(
+    config: TrainingConfig,
+    train_scaled: np.ndarray,
+    validation_scaled: np.ndarray,
+    loss: str | Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = "mse",
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> TrainedModel:
+    """Fit on training beats; validation beats (normal ones) drive early stopping.
+    Robust training passes its own loss or callbacks (training/robust.py)."""
     keras.utils.set_random_seed(config.seed)
     model = build_autoencoder(config)
-    loss = trimmed_mse(config.trim_fraction) if config.robust else "mse"
-    model.compile(optimizer=_optimizer(config), loss=loss)
-    callbacks = []
+    model.compile(optimizer=optimizer_for(config), loss=loss)
+    callbacks = list(callbacks or [])
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -104,3 +119,15 @@ def fit(config: TrainingConfig, train_scaled: np.ndarray, validation_scaled: np.
     )
     history = {k: [float(v) for v in vs] for k, vs in result.history.items()}
     return TrainedModel(model, history, len(history.get("loss", [])))
+
+
+def average(members: list[TrainedModel]) -> TrainedModel:
+    """One Keras model whose reconstruction is the mean of the members': exported as one
+    signature, so the serving contract is that of a single autoencoder."""
+    inputs = keras.Input(shape=(INPUT_LENGTH,), name="scaled_beats")
+    outputs = [
+        keras.Model(m.model.input, m.model.output, name=f"member_{i}")(inputs) for i, m in enumerate(members)
+    ]
+    model = keras.Model(inputs, keras.layers.Average(name="reconstruction")(outputs), name="ecg_ensemble")
+    history = {f"member_{i}_{k}": v for i, m in enumerate(members) for k, v in m.history.items()}
+    return TrainedModel(model, history, max(m.epochs_run for m in members), kept=members[0].kept)

@@ -34,9 +34,10 @@ from .data import (
 )
 from .evaluate import evaluate, ranking_metrics
 from .export import next_version, publish, save_serving_model, staging_dir, write_metadata
-from .model import TrainedModel, fit
+from .model import TrainedModel, average, fit
 from .portable import add_litert_copy
 from .report import write_report
+from .robust import fit_robust
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ class Prepared:
     def test(self) -> Dataset:
         return self.pool.take(self.split.test)
 
+    def selection(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled validation beats (every class) and their is-abnormal labels: what the
+        validation split may choose hyper-parameters with (robust ``core``'s row set)."""
+        val = self.validation
+        return scale(val.beats, self.scaler), val.is_abnormal
+
     def fit_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Scaled training beats and scaled *normal* validation beats (for early stopping)."""
         val = self.validation
@@ -73,7 +80,20 @@ def prepare(config: TrainingConfig, pool: Dataset | None = None) -> Prepared:
 
 
 def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
-    return fit(config, *prepared.fit_inputs())
+    """Plain or robust fit; either sees the training beats (no labels) and the normal
+    validation beats; robust fits may also let the labelled validation split choose."""
+    inputs = prepared.fit_inputs()
+
+    def one(member: TrainingConfig) -> TrainedModel:
+        if member.robust:
+            return fit_robust(member, *inputs, selection=prepared.selection())
+        return fit(member, *inputs)
+
+    if config.ensemble_size == 1:
+        return one(config)
+    return average(
+        [one(config.model_copy(update={"seed": config.seed + i})) for i in range(config.ensemble_size)]
+    )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ def write_report(folder: Path, metadata: Metadata, test_scores: np.ndarray, test
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, values in metadata.history.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=key)
+        if key.endswith("loss"):  # robust fits add other traces (kept share, trim fraction)
+            ax.plot(np.arange(1, len(values) + 1), values, label=key)
     ax.set(xlabel="epoch", ylabel="loss (scaled MSE)", yscale="log", title="Training history")
     ax.legend()
     _save(fig, folder / "loss.png")

@@ -15,6 +15,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from service.artifact import Threshold
 
+from . import contamination
 from .config import ThresholdSpec
 
 
@@ -48,7 +49,9 @@ def choose(
 ) -> Threshold:
     """Labelled strategies look at the validation split; the others need no labels:
     ``percentile`` and ``mean-std`` read the training errors, ``contamination`` the
-    validation errors as an unlabelled stream with a known anomaly ratio."""
+    validation errors as an unlabelled stream with a known anomaly ratio, and ``auto``
+    the training errors with the anomaly ratio estimated from them (a two-mode mixture,
+    training/contamination.py), for users with no labelled beats at all."""
     p = spec.parameter
     on: Literal["train", "validation"]
     match spec.strategy:
@@ -62,6 +65,8 @@ def choose(
             value, on = float(train_errors.mean() + p * train_errors.std()), "train"
         case "contamination" if p is not None:
             value, on = float(np.quantile(validation_errors, 1.0 - p)), "validation"
+        case "auto":
+            value, on = contamination.estimate(train_errors).cut, "train"
         case _:  # ThresholdSpec.parse already refused anything else, and a missing parameter
             raise ValueError(f"unknown threshold strategy {spec.strategy!r} (parameter {p!r})")
     return Threshold(value=value, strategy=spec.strategy, parameter=p, chosen_on=on)
