@@ -41,7 +41,7 @@ from gunicorn import util
 from gunicorn.http import errors as http
 from gunicorn.workers.sync import SyncWorker as _GunicornSyncWorker
 
-from . import response_headers
+from . import malloc, response_headers
 from .errors import (
     ApiError,
     Detail,
@@ -227,6 +227,7 @@ class SyncWorker(_GunicornSyncWorker):
 
     def init_process(self) -> None:
         self.log.error_log.addFilter(QuietClientTimeouts())
+        malloc.tune_for_requests()  # before the app loads (service/malloc.py says why)
         super().init_process()
 
     def handle_exit(self, sig, frame) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +231,36 @@ def test_a_server_that_cannot_use_its_runtime_stops_at_start_saying_why(tmp_path
         raise
     assert says in srv.log(), srv.log()[-2000:]
     assert "Booting worker" not in srv.log()
+
+
+_HEAP_OR_MMAP = """
+import ctypes, sys
+from service import malloc
+tuned = sys.argv[1] == "tuned"
+if tuned:
+    assert malloc.tune_for_requests()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+address = libc.malloc(2 * 1024 * 1024)  # a 256-beat body, its arrays or its answer
+for line in open("/proc/self/maps"):
+    start, end = (int(x, 16) for x in line.split()[0].split("-"))
+    if start <= address < end:
+        print("heap" if line.rstrip().endswith("[heap]") else "mmap")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux with glibc")
+def test_a_worker_keeps_large_request_buffers_in_its_heap(tmp_path):
+    """A worker's allocator (service/malloc.py) serves a request's large buffers from the
+    heap, as a TensorFlow worker's does, instead of fresh zero-filled pages each time."""
+    script = tmp_path / "where.py"
+    script.write_text(_HEAP_OR_MMAP)
+    root = Path(__file__).resolve().parents[1]
+
+    def where(mode: str) -> str:
+        out = subprocess.run([sys.executable, str(script), mode], cwd=root, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert where("default") == "mmap"  # glibc's default, what a LiteRT worker had
+    assert where("tuned") == "heap"
