@@ -37,7 +37,7 @@ def create_app(
     ``load_predictor`` replaces loading the SavedModel (tests pass one already loaded).
     """
     settings = settings or Settings()
-    request_log.configure_logging(settings.log_level)
+    log_handler = request_log.configure_logging(settings.log_level)
     version = server.model_version if server and server.model_version else settings.model_version
     artifact = open_artifact(settings.model_dir, settings.model_name, version)
     path, metadata = artifact.path, artifact.metadata
@@ -54,7 +54,7 @@ def create_app(
         keys = KeysFile(settings.api_keys_file, settings.api_keys_check_seconds, metrics, fallback)
 
     errors.init_app(app)
-    request_log.init_app(app, metrics)  # first: times and logs what the access check refuses too
+    request_log.init_app(app, metrics, log_handler)  # first: times and logs what the access check refuses too
     access.init_app(app, settings, metrics, keys)
     response_headers.init_app(app)
     app.register_blueprint(api.bp)

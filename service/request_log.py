@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import secrets
 import sys
 import time
-import uuid
 
 import orjson
 from flask import Flask, Response, g, request
@@ -37,21 +38,65 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+class JsonLines(logging.StreamHandler):
+    """The service's log handler: one JSON object per line (``JsonFormatter``).
+
+    ``write`` puts an entry that is already a dict on the same stream, under the same
+    lock, without a LogRecord. The access log writes one per request, and building the
+    record and walking its attributes cost more than the line itself (~9 us against
+    ~2 us); over HTTP that work delays the worker's return to the listener (NOTES,
+    section 13)."""
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream if stream is not None else sys.stdout)
+        self.setFormatter(JsonFormatter())
+
+    def write(self, entry: dict) -> None:
+        line = orjson.dumps(entry, default=str).decode() + self.terminator
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self.stream.write(line)
+            self.stream.flush()
+
+
+def configure_logging(level: str) -> JsonLines:
+    handler = JsonLines()
     root = logging.getLogger("service")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    return handler
 
 
-def init_app(app: Flask, metrics: ServiceMetrics) -> None:
+class AccessLog:
+    """The access log: one line per answered request (logger ``service.access``, level
+    info), the same JSON as every other line, written through ``JsonLines.write`` while
+    that handler is the service's; through ``logging`` if someone replaced it."""
+
+    def __init__(self, handler: JsonLines | None) -> None:
+        self._handler = handler
+        self._service = logging.getLogger("service")
+
+    def write(self, fields: dict) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        handler = self._handler
+        if handler is None or handler not in self._service.handlers:
+            access_log.info("request", extra=fields)
+            return
+        ts, pid = round(time.time(), 3), os.getpid()
+        handler.write(
+            {"ts": ts, "level": "info", "logger": access_log.name, "pid": pid, "msg": "request", **fields}
+        )
+
+
+def init_app(app: Flask, metrics: ServiceMetrics, handler: JsonLines | None = None) -> None:
+    log = AccessLog(handler)
+
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID_HEADER)
-        g.request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if incoming and _VALID_ID.match(incoming) else secrets.token_hex(16)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -76,5 +121,5 @@ def init_app(app: Flask, metrics: ServiceMetrics) -> None:
         elif "auth_failure" in ctx:
             fields["auth_failure"] = ctx.auth_failure
         # written once the response is out: the client does not wait for its own log line
-        response.call_on_close(lambda: access_log.info("request", extra=fields))
+        response.call_on_close(lambda: log.write(fields))
         return response

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
 import threading
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.artifact import ArtifactError
-from service.request_log import JsonFormatter
+from service.request_log import JsonFormatter, JsonLines
 
 GOOD_BEAT = [0.1] * 140
 
@@ -153,16 +156,43 @@ def test_request_id_is_echoed_or_made(client):
     assert client.get("/livez", headers={"X-Request-ID": hostile}).headers["X-Request-ID"] != hostile
 
 
-def test_one_json_log_line_per_request(client, caplog):
+def service_log() -> io.StringIO:
+    """What the service writes to stdout from now on (its own handler, pointed here)."""
+    out = io.StringIO()
+    (handler,) = [h for h in logging.getLogger("service").handlers if isinstance(h, JsonLines)]
+    handler.setStream(out)
+    return out
+
+
+def test_one_json_log_line_per_request(client):
+    log = service_log()
     response = post(client, {"beats": [GOOD_BEAT, GOOD_BEAT]}, **{"X-Request-ID": "log-me"})
-    formatter = JsonFormatter()
-    assert not [r for r in caplog.records if "log-me" in formatter.format(r)]  # not before it is sent
+    assert "log-me" not in log.getvalue()  # not before it is sent
     response.close()  # what a WSGI server does once the response is written
-    lines = [json.loads(formatter.format(r)) for r in caplog.records if "log-me" in formatter.format(r)]
+    lines = [json.loads(line) for line in log.getvalue().splitlines() if "log-me" in line]
     assert len(lines) == 1
     entry = lines[0]
+    assert entry["logger"] == "service.access" and entry["level"] == "info" and entry["msg"] == "request"
     assert entry["method"] == "POST" and entry["path"] == "/predict" and entry["status"] == 200
-    assert entry["beats"] == 2 and entry["duration_ms"] > 0
+    assert entry["beats"] == 2 and entry["duration_ms"] > 0 and entry["pid"] == os.getpid()
+
+
+def test_the_access_log_follows_the_log_level(make_app):
+    quiet = make_app(log_level="warning").test_client()
+    log = service_log()
+    quiet.get("/livez", headers={"X-Request-ID": "quiet-please"}).close()
+    assert "quiet-please" not in log.getvalue()
+
+
+def test_the_access_log_goes_where_logging_is_sent(client):
+    """An embedder that replaces the service's log handler gets the access lines there."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("service").handlers[:] = [handler]
+    client.get("/livez", headers={"X-Request-ID": "over-here"}).close()
+    (entry,) = [json.loads(line) for line in out.getvalue().splitlines() if "over-here" in line]
+    assert entry["logger"] == "service.access" and entry["route"] == "/livez" and entry["status"] == 200
 
 
 def test_readiness_waits_for_the_model(tiny_settings, tiny_predictor):
