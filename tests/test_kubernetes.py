@@ -44,6 +44,7 @@ from .test_deployment import (
 
 CHART = REPO / "deploy" / "helm" / "ecg-anomaly"
 ALL_ON = CHART / "ci" / "all-on-values.yaml"
+LITERT = CHART / "values-litert.yaml"  # the slim image (README, Runtimes)
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 RELEASE = "ecg-anomaly"  # the fullname is then the release name
 NAMESPACE = "ml"
@@ -62,7 +63,7 @@ DEFAULT_KINDS = {
     "PodDisruptionBudget", "NetworkPolicy",
 }  # fmt: skip
 ALL_ON_KINDS = DEFAULT_KINDS | {"ServiceMonitor", "PrometheusRule", "InferenceService"}
-VARIANTS = {"defaults": (), "all-on": ("-f", str(ALL_ON))}
+VARIANTS = {"defaults": (), "all-on": ("-f", str(ALL_ON)), "litert": ("-f", str(LITERT))}
 
 
 def helm(*args: str, binary: str = "helm") -> subprocess.CompletedProcess[str]:
@@ -467,10 +468,11 @@ def test_what_the_image_writes_lands_on_memory_backed_empty_dirs(docs):
         assert {"/tmp", "/dev/shm"} <= set(mounts)
 
 
-def benchmark_memory() -> dict[str, float]:
-    """The bundled-model row of RESULTS.md's memory table."""
+def benchmark_memory(row_start: str = "| **ours** (TensorFlow") -> dict[str, float]:
+    """The bundled-model row of RESULTS.md's memory table (servers side by side)."""
     section = RESULTS.read_text().split("## Memory and start-up", 1)[1].split("\n## ", 1)[0]
-    (row,) = [line for line in section.splitlines() if line.startswith("| **ours** (TensorFlow")]
+    section = section.split("\nEach server alone", 1)[0]
+    (row,) = [line for line in section.splitlines() if line.startswith(row_start)]
     header = [c.strip() for c in section.split("\n|", 1)[1].split("\n", 1)[0].strip("|").split("|")]
     assert header[3:6] == [
         "RSS per worker after load, MiB",
@@ -510,20 +512,51 @@ def memory_problems(docs, measured: dict[str, Any]) -> list[str]:
     return problems
 
 
-def test_memory_fits_what_the_benchmark_measured(docs):
-    measured = load_yaml(CHART / "values.yaml")["measuredMemory"]
-    bench = benchmark_memory()
+@pytest.mark.parametrize(
+    ("values", "row", "four_workers"),
+    [
+        (
+            "values.yaml",
+            "| **ours** (TensorFlow",
+            [
+                "limit 1536 MiB < 2745 MiB (master + 4 workers' RSS)",
+                "cpu request 2 < one core per worker (4)",
+            ],
+        ),
+        (
+            "values-litert.yaml",
+            "| **ours, LiteRT runtime**",
+            ["limit 320 MiB < 335 MiB (master + 4 workers' RSS)", "cpu request 2 < one core per worker (4)"],
+        ),
+    ],
+    ids=["tensorflow", "litert"],
+)
+def test_memory_fits_what_the_benchmark_measured(values, row, four_workers):
+    measured = load_yaml(CHART / values)["measuredMemory"]
+    bench = benchmark_memory(row)
     # The values state the benchmark's numbers (a later run may move them by a few MiB).
     assert measured["rssPerWorkerMiB"] == pytest.approx(bench["rss_per_worker"], rel=0.05)
     assert measured["rssTotalMiB"] == pytest.approx(bench["rss_total"], rel=0.05)
     assert measured["pssTotalMiB"] == pytest.approx(bench["pss_total"], rel=0.05)
-    assert memory_problems(docs, measured) == []
+    extra = () if values == "values.yaml" else ("-f", str(CHART / values))
+    assert memory_problems(render(*extra), measured) == []
     # Four workers with the two-worker limit would not fit: the check can fail.
-    four = render(*VARIANTS["defaults"], "--set-string", "config.ECG_WORKERS=4")
-    assert memory_problems(four, measured) == [
-        "limit 1536 MiB < 2745 MiB (master + 4 workers' RSS)",
-        "cpu request 2 < one core per worker (4)",
-    ]
+    four = render(*extra, "--set-string", "config.ECG_WORKERS=4")
+    assert memory_problems(four, measured) == four_workers
+
+
+def test_the_slim_values_run_the_litert_build_of_this_version():
+    """values-litert.yaml names the slim image of the chart's own appVersion, and the pods
+    say they run LiteRT: the server refuses at start a version without a LiteRT copy."""
+    docs = render(*VARIANTS["litert"])
+    app_version = load_yaml(CHART / "Chart.yaml")["appVersion"]
+    assert server_container(deployment_pod(docs))["image"] == f"ecg-anomaly:{app_version}-litert"
+    assert config_of(docs)["ECG_RUNTIME"] == "litert"
+    assert "ECG_RUNTIME=${RUNTIME}" in DOCKERFILE.read_text()  # the image's own default agrees
+    request = mebibytes(server_container(deployment_pod(docs))["resources"]["requests"]["memory"])
+    assert request * 4 < mebibytes(
+        server_container(deployment_pod(render()))["resources"]["requests"]["memory"]
+    )
 
 
 # --- scaling, disruption, placement, network ------------------------------------------------------
@@ -571,7 +604,7 @@ def test_the_budget_spread_and_service_select_the_pods(docs):
 def test_the_network_policy_opens_only_the_api_port_and_the_metrics_port(docs, variant):
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    if variant == "defaults":
+    if variant != "all-on":
         (rule,) = policy["spec"]["ingress"]
         assert rule == {"ports": [{"port": "http", "protocol": "TCP"}]}  # from anywhere
     else:
