@@ -53,9 +53,12 @@ class JsonLines(logging.StreamHandler):
 
     def write(self, entry: dict) -> None:
         line = orjson.dumps(entry, default=str).decode() + self.terminator
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self.stream.write(line)
-            self.stream.flush()
+        try:
+            with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                self.stream.write(line)
+                self.stream.flush()
+        except Exception:  # as emit() does: a broken log stream never fails a request
+            self.handleError(logging.makeLogRecord({"name": entry.get("logger"), "msg": entry.get("msg")}))
 
 
 def configure_logging(level: str) -> JsonLines:

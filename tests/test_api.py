@@ -184,6 +184,20 @@ def test_the_access_log_follows_the_log_level(make_app):
     assert "quiet-please" not in log.getvalue()
 
 
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("the log reader is gone")
+
+
+def test_a_broken_log_stream_never_fails_a_request(client, capsys):
+    (handler,) = [h for h in logging.getLogger("service").handlers if isinstance(h, JsonLines)]
+    handler.setStream(BrokenStream())
+    response = post(client, {"beats": [GOOD_BEAT]})
+    response.close()  # the access line is written here, and fails
+    assert response.status_code == 200 and len(response.get_json()["predictions"]) == 1
+    assert "BrokenPipeError" in capsys.readouterr().err  # logging's own report, on stderr
+
+
 def test_the_access_log_goes_where_logging_is_sent(client):
     """An embedder that replaces the service's log handler gets the access lines there."""
     out = io.StringIO()
