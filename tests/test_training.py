@@ -15,6 +15,8 @@ from service.artifact import (
     METADATA_FILE,
     SIGNATURE_NAME,
     ArtifactError,
+    Metadata,
+    TrainingRows,
     list_versions,
     read_metadata,
 )
@@ -22,7 +24,7 @@ from training.config import TrainingConfig
 from training.data import scale
 from training.pipeline import run
 
-from .conftest import REPO, TINY
+from .conftest import BUNDLED_MODELS, BUNDLED_NAME, REPO, TINY
 
 
 def test_the_exported_signature_returns_all_outputs_in_one_call(tiny_run, pool):
@@ -82,6 +84,25 @@ def test_the_metadata_records_what_is_needed_to_score_and_audit(tiny_run):
     assert (tiny_run.path / "report" / "report.md").is_file()
     for png in ("loss", "roc", "pr", "errors"):
         assert (tiny_run.path / "report" / f"{png}.png").stat().st_size > 5000
+
+
+def test_the_metadata_says_how_many_training_rows_a_plain_fit_learnt_from(tiny_run):
+    """A plain fit keeps every training row it is offered."""
+    raw = json.loads((tiny_run.path / METADATA_FILE).read_text())
+    offered = len(raw["split"]["train_indices"])
+    assert raw["training"] == {"rows_offered": offered, "rows_kept": offered, "share_kept": 1.0}
+
+
+def test_metadata_written_before_the_rows_kept_field_still_validates():
+    """The bundled version 1 predates ``training``: it reads back as None, not as an error."""
+    raw = json.loads((BUNDLED_MODELS / BUNDLED_NAME / "1" / METADATA_FILE).read_text())
+    assert "training" not in raw
+    assert Metadata.model_validate(raw).training is None
+
+
+def test_a_row_count_that_keeps_more_rows_than_offered_is_refused():
+    with pytest.raises(ValueError, match="rows_kept cannot exceed rows_offered"):
+        TrainingRows(rows_offered=10, rows_kept=11, share_kept=1.0)
 
 
 def test_the_same_seed_gives_the_same_split_and_metrics(tiny_run, tmp_path):
@@ -244,6 +265,10 @@ def test_a_robust_run_records_its_method_and_threshold_in_the_metadata(tmp_path)
     assert recorded["robust"] is True and recorded["robust_method"] == TrainingConfig().robust_method
     assert result.metadata.threshold.strategy == "auto" and result.metadata.threshold.chosen_on == "train"
     assert result.trained.kept is not None
+    rows = result.metadata.training
+    assert rows is not None and rows.rows_offered == len(result.metadata.split.train_indices)
+    assert rows.rows_kept == int(result.trained.kept.sum()) < rows.rows_offered
+    assert rows.share_kept == pytest.approx(rows.rows_kept / rows.rows_offered, abs=1e-6)
 
 
 def experiment(*args):
