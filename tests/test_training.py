@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from service.artifact import (
+    MAX_RUNTIME_DIFFERENCE,
     METADATA_FILE,
     SIGNATURE_NAME,
     ArtifactError,
@@ -154,7 +156,10 @@ def test_cli_help_lists_every_option():
     out = cli("--help")
     assert out.returncode == 0
     for option in (
+        "--architecture",
         "--hidden-layers",
+        "--conv-filters",
+        "--conv-kernel",
         "--latent-size",
         "--activation",
         "--optimizer",
@@ -183,6 +188,8 @@ def test_cli_help_lists_every_option():
         (["--abnormal-fraction", "1.5"], "abnormal_fraction"),
         (["--epochs", "ten"], "invalid int value"),
         (["--hidden-layers", "0"], "hidden layer sizes must be positive"),
+        (["--architecture", "lstm"], "invalid choice: 'lstm'"),
+        (["--conv-filters", "8", "8", "8"], "do not divide the beat length 140"),
     ],
 )
 def test_cli_bad_options_get_a_usage_error_not_a_traceback(args, problem):
@@ -316,3 +323,28 @@ def test_an_ensemble_exports_as_one_signature_that_averages_its_members(tmp_path
         out["point_errors"].numpy(), (scaled - np.mean(members, axis=0)) ** 2, atol=1e-6
     )
     assert meta.training_config["ensemble_size"] == 2
+
+
+def test_a_conv_autoencoder_serves_through_the_same_signature_and_a_checked_litert_copy(tmp_path, pool):
+    """--architecture conv: beats (n,140) in, the same three outputs out, scaling inside the
+    graph, and a LiteRT copy that agrees with the signature within the contract's limit."""
+    result = run(
+        TrainingConfig(
+            model_name="conv", output_dir=tmp_path, architecture="conv", conv_filters=[4, 8], **TINY
+        )
+    )
+    meta = result.metadata
+    assert meta.training_config["architecture"] == "conv"
+    assert any(isinstance(layer, keras.layers.Conv1D) for layer in result.trained.model.layers)
+    fn = tf.saved_model.load(str(result.path)).signatures[SIGNATURE_NAME]
+    out = fn(beats=tf.constant(pool.beats[:5]))
+    assert out["reconstruction"].shape == (5, 140) and out["point_errors"].shape == (5, 140)
+    assert out["mse"].shape == (5,)
+    scaled = scale(pool.beats[:5], meta.scaler)
+    np.testing.assert_allclose(
+        out["point_errors"].numpy(), (scaled - result.trained.model(scaled).numpy()) ** 2, atol=1e-6
+    )
+    (copy,) = meta.portable
+    assert copy.runtime == "litert" and copy.same_flags
+    assert max(copy.max_abs_diff["mse"], copy.max_abs_diff["point_errors"]) <= MAX_RUNTIME_DIFFERENCE
+    assert (result.path / copy.file).is_file()
