@@ -348,3 +348,16 @@ def test_a_conv_autoencoder_serves_through_the_same_signature_and_a_checked_lite
     assert copy.runtime == "litert" and copy.same_flags
     assert max(copy.max_abs_diff["mse"], copy.max_abs_diff["point_errors"]) <= MAX_RUNTIME_DIFFERENCE
     assert (result.path / copy.file).is_file()
+
+
+def test_the_experiment_can_screen_per_point_scaling_under_its_own_label(tmp_path):
+    """--scaling per-point (a study only) is labelled so it never mixes with the exported
+    global scaling's cells."""
+    records, output = tmp_path / "r.jsonl", tmp_path / "RESULTS.md"
+    common = ["--records", str(records), "--output", str(output), "--methods", "pca", "--seeds", "3"]
+    out = experiment("--fractions", "0", "--scaling", "per-point", *common)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (record,) = [json.loads(line) for line in records.read_text().splitlines()]
+    assert record["label"] == "pca scaling=per-point" and record["roc_auc"] > 0.9
+    assert "| 0% | pca scaling=per-point | 3 |" in output.read_text()
+    assert "invalid choice" in experiment("--scaling", "z-score", *common).stderr

@@ -12,6 +12,7 @@ Nothing is exported: this is a study, not a release.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -21,11 +22,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.svm import OneClassSVM
+
+from service.artifact import Scaler
 
 from . import contamination
 from .config import TrainingConfig
@@ -72,6 +75,25 @@ class Scores:
     epochs: int = 0
 
 
+SCALINGS = ("global", "per-point")
+
+
+@dataclass(frozen=True)
+class PointScaler:
+    """Study only (``--scaling per-point``): one minimum and maximum per sample position,
+    fitted on the training rows. ``training.data.scale`` broadcasts it like the global
+    scaler; the artifact contract (``service.artifact.Scaler``) has only the global one, so
+    a per-point model could not be exported without changing what the server reads."""
+
+    data_min: np.ndarray
+    data_max: np.ndarray
+
+    @classmethod
+    def fit(cls, beats: np.ndarray) -> PointScaler:
+        low, high = beats.min(axis=0), beats.max(axis=0)
+        return cls(low.astype(np.float64), np.maximum(high, low + 1e-6).astype(np.float64))
+
+
 def _autoencoder(config: TrainingConfig, prepared: Any) -> Scores:
     from .model import reconstruction_errors
     from .pipeline import train
@@ -110,7 +132,9 @@ def _rates(metrics: Any) -> dict[str, float]:
     return {"f1": metrics.f1, "precision": metrics.precision, "recall": metrics.recall}
 
 
-def run_cell(base: TrainingConfig, pool: Dataset, method: str, fraction: float, seed: int) -> dict[str, Any]:
+def run_cell(
+    base: TrainingConfig, pool: Dataset, method: str, fraction: float, seed: int, scaling: str = "global"
+) -> dict[str, Any]:
     """One method on one split; labels are read here, for scoring only, never by the method."""
     from . import threshold as thresholds
     from .evaluate import evaluate, ranking_metrics
@@ -123,6 +147,9 @@ def run_cell(base: TrainingConfig, pool: Dataset, method: str, fraction: float, 
         update["robust_method"] = method
     config = base.model_copy(update=update)
     prepared = prepare(config, pool)
+    if scaling == "per-point":
+        point = PointScaler.fit(pool.beats[prepared.train_rows])
+        prepared = dataclasses.replace(prepared, scaler=cast(Scaler, point))
     scores = _baseline(method, prepared) if method in ("pca", "ocsvm") else _autoencoder(config, prepared)
     val, test = prepared.validation, prepared.test
     chosen = thresholds.best_f1(scores.validation, val.is_abnormal)
@@ -385,6 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a training setting (e.g. latent_size=4); the variant is labelled with it",
     )
+    parser.add_argument(
+        "--scaling",
+        choices=SCALINGS,
+        default="global",
+        help="min-max over all points of the training beats (global, what is exported) or per"
+        " sample position (per-point: a study only, the artifact contract has no such scaler)",
+    )
     parser.add_argument("--records", type=Path, default=RECORDS, help="JSON lines, appended to")
     parser.add_argument("--output", type=Path, default=RESULTS, help="the Markdown tables")
     parser.add_argument("--render-only", action="store_true", help="rewrite --output from --records")
@@ -400,13 +434,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         command = " ".join(["python -m training.experiment", *(sys.argv[1:] if argv is None else argv)])
         where = machine()
-        suffix = " ".join(f"{k}={v}" for k, v in overrides.items())
+        variant = [f"{k}={v}" for k, v in overrides.items()]
+        if args.scaling != "global":
+            variant.append(f"scaling={args.scaling}")
+        suffix = " ".join(variant)
         pool = load_pool(base.data_files)
         args.records.parent.mkdir(parents=True, exist_ok=True)
         for fraction in args.fractions:
             for seed in args.seeds:
                 for method in args.methods:
-                    record = run_cell(base, pool, method, fraction, seed)
+                    record = run_cell(base, pool, method, fraction, seed, args.scaling)
                     record.update(label=f"{method} {suffix}".strip(), command=command, machine=where)
                     with open(args.records, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
