@@ -361,3 +361,52 @@ def test_the_experiment_can_screen_per_point_scaling_under_its_own_label(tmp_pat
     assert record["label"] == "pca scaling=per-point" and record["roc_auc"] > 0.9
     assert "| 0% | pca scaling=per-point | 3 |" in output.read_text()
     assert "invalid choice" in experiment("--scaling", "z-score", *common).stderr
+
+
+def _clean_record(label: str, seed: int, validation: float, test: float) -> dict:
+    return {
+        "label": label,
+        "method": label.split(" ")[0],
+        "fraction": 0.0,
+        "seed": seed,
+        "validation_roc_auc": validation,
+        "roc_auc": test,
+        "average_precision": test,
+        "f1": test,
+        "precision": test,
+        "recall": test,
+        "recall_by_class": {"2": 1.0, "3": 0.9, "4": 0.8, "5": 1.0},
+        "oracle": {"f1": test, "precision": test, "recall": test},
+        "seconds": 10.0,
+        "command": "python -m training.experiment",
+        "machine": "test",
+    }
+
+
+def test_the_clean_variants_table_ranks_by_validation_auc_and_checks_the_goal_on_the_default():
+    """A variant with the better validation AUC ranks first even when its test AUC is worse:
+    test numbers are shown, never used to order; the goal is checked on the default's seeds."""
+    from training.experiment import CLEAN_DEFAULT, CLEAN_GOAL, render
+
+    records = [_clean_record(CLEAN_DEFAULT, s, 0.990, 0.999) for s in range(5)]
+    records += [_clean_record("autoencoder latent_size=3", s, 0.999, 0.980) for s in (0, 1)]
+    text = render(records)
+    table = text[text.index("## Clean data: autoencoder variants") :]
+    assert table.index("| autoencoder latent_size=3 | 0,1 | 0.9990 |") < table.index(
+        f"| {CLEAN_DEFAULT} | 0,1,2,3,4 |"
+    )
+    for metric, goal in CLEAN_GOAL.items():
+        assert f"| {metric} | 0,1,2,3,4 | 0.9990 | ≥ {goal} | yes |" in table
+
+
+def test_experiment_labels_keep_their_meaning_when_a_default_changes():
+    """A label names what differs from the reference network, whatever today's default is."""
+    from training.experiment import label_for
+
+    assert label_for("autoencoder", {}) == "autoencoder"
+    assert label_for("autoencoder", {"latent_size": 16}) == "autoencoder latent_size=16"
+    conv = TrainingConfig(architecture="conv")
+    assert label_for("core", {}, defaults=conv) == "core architecture=conv"
+    assert label_for("autoencoder", {"architecture": "conv"}) == label_for("autoencoder", {}, defaults=conv)
+    assert label_for("autoencoder", {"architecture": "dense"}, defaults=conv) == "autoencoder"
+    assert label_for("pca", {}, "per-point") == "pca scaling=per-point"
