@@ -401,12 +401,33 @@ def test_the_clean_variants_table_ranks_by_validation_auc_and_checks_the_goal_on
 
 def test_experiment_labels_keep_their_meaning_when_a_default_changes():
     """A label names what differs from the reference network, whatever today's default is."""
-    from training.experiment import label_for
+    from training.experiment import LABEL_REFERENCE, label_for
 
-    assert label_for("autoencoder", {}) == "autoencoder"
-    assert label_for("autoencoder", {"latent_size": 16}) == "autoencoder latent_size=16"
-    conv = TrainingConfig(architecture="conv")
+    reference = TrainingConfig(**LABEL_REFERENCE)
+    assert label_for("autoencoder", {}, defaults=reference) == "autoencoder"
+    assert label_for("autoencoder", {"latent_size": 4}, defaults=reference) == "autoencoder latent_size=4"
+    conv = reference.model_copy(update={"architecture": "conv"})
     assert label_for("core", {}, defaults=conv) == "core architecture=conv"
-    assert label_for("autoencoder", {"architecture": "conv"}) == label_for("autoencoder", {}, defaults=conv)
+    assert label_for("autoencoder", {"architecture": "conv"}, defaults=reference) == label_for(
+        "autoencoder", {}, defaults=conv
+    )
     assert label_for("autoencoder", {"architecture": "dense"}, defaults=conv) == "autoencoder"
-    assert label_for("pca", {}, "per-point") == "pca scaling=per-point"
+    assert label_for("pca", {}, "per-point", defaults=reference) == "pca scaling=per-point"
+    assert label_for("autoencoder", {}) == "autoencoder latent_size=16 batch_size=32"  # today's default
+    assert label_for("pca", {}) == "pca"  # fits no network
+
+
+def test_the_committed_clean_records_of_the_default_label_are_runs_of_todays_default():
+    """RESULTS.md's goal table reads the records labelled as the default; every one that
+    carries its settings was a run of exactly the configuration `python -m training` uses."""
+    from training.experiment import CLEAN_DEFAULT, RECORDS, read_records
+
+    defaults = TrainingConfig().recorded()
+    runs = [r for r in read_records(RECORDS) if r["label"] == CLEAN_DEFAULT and r["fraction"] == 0.0]
+    assert {r["seed"] for r in runs} >= {0, 1, 2, 3, 4}
+    checked = [r for r in runs if "config" in r]
+    assert checked
+    for record in checked:
+        settings = {k: v for k, v in record["config"].items() if k != "scaling"}
+        assert settings == {k: defaults[k] for k in settings}, record["seed"]
+        assert record["config"]["scaling"] == "global"

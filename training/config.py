@@ -86,14 +86,14 @@ class TrainingConfig(BaseModel):
         default_factory=lambda: [16, 32], description="conv: filters of each stride-2 Conv1D stage"
     )
     conv_kernel: int = Field(7, ge=1, description="conv: kernel size of every Conv1D")
-    latent_size: int = Field(8, ge=1)
+    latent_size: int = Field(16, ge=1)
     activation: Activation = "relu"
     optimizer: Optimizer = "adam"
     learning_rate: float = Field(1e-3, gt=0)
     regularizer: Regularizer = "l2"
     regularization_rate: float = Field(1e-5, ge=0)
     epochs: int = Field(300, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
     ensemble_size: int = Field(
         1, ge=1, le=10, description="autoencoders (seeds seed..seed+N-1) averaged in one exported model"
