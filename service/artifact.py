@@ -125,6 +125,25 @@ class Split(_Frozen):
     abnormal_fraction_in_training: float
 
 
+class TrainingRows(_Frozen):
+    """How many of the training rows (``Split.train_indices``) the fit learnt from.
+
+    A robust fit that selects rows (``refit``, ``core``, ``rda``) keeps fewer than it was
+    offered; every other fit keeps them all (``trim`` drops each batch's worst beats from the
+    loss but selects no rows). An ensemble records its first member's selection.
+    """
+
+    rows_offered: int = Field(ge=1)
+    rows_kept: int = Field(ge=0)
+    share_kept: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingRows:
+        if self.rows_kept > self.rows_offered:
+            raise ValueError("rows_kept cannot exceed rows_offered")
+        return self
+
+
 class PortableCopy(_Frozen):
     """A copy of the serving signature for a runtime without TensorFlow, and how well it
     agreed with the SavedModel on the validation beats before the version was published."""
@@ -162,6 +181,7 @@ class Metadata(_Frozen):
     history: dict[str, list[float]]
     versions: dict[str, str]
     portable: list[PortableCopy] = Field(default_factory=list)  # empty: TensorFlow only
+    training: TrainingRows | None = None  # None: written before this field existed
 
     def portable_copy(self, runtime: str) -> PortableCopy | None:
         return next((c for c in self.portable if c.runtime == runtime), None)

@@ -6,15 +6,19 @@ import json
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from service.artifact import (
+    MAX_RUNTIME_DIFFERENCE,
     METADATA_FILE,
     SIGNATURE_NAME,
     ArtifactError,
+    Metadata,
+    TrainingRows,
     list_versions,
     read_metadata,
 )
@@ -22,7 +26,7 @@ from training.config import TrainingConfig
 from training.data import scale
 from training.pipeline import run
 
-from .conftest import REPO, TINY
+from .conftest import BUNDLED_MODELS, BUNDLED_NAME, REPO, TINY
 
 
 def test_the_exported_signature_returns_all_outputs_in_one_call(tiny_run, pool):
@@ -84,6 +88,25 @@ def test_the_metadata_records_what_is_needed_to_score_and_audit(tiny_run):
         assert (tiny_run.path / "report" / f"{png}.png").stat().st_size > 5000
 
 
+def test_the_metadata_says_how_many_training_rows_a_plain_fit_learnt_from(tiny_run):
+    """A plain fit keeps every training row it is offered."""
+    raw = json.loads((tiny_run.path / METADATA_FILE).read_text())
+    offered = len(raw["split"]["train_indices"])
+    assert raw["training"] == {"rows_offered": offered, "rows_kept": offered, "share_kept": 1.0}
+
+
+def test_metadata_written_before_the_rows_kept_field_still_validates():
+    """The bundled version 1 predates ``training``: it reads back as None, not as an error."""
+    raw = json.loads((BUNDLED_MODELS / BUNDLED_NAME / "1" / METADATA_FILE).read_text())
+    assert "training" not in raw
+    assert Metadata.model_validate(raw).training is None
+
+
+def test_a_row_count_that_keeps_more_rows_than_offered_is_refused():
+    with pytest.raises(ValueError, match="rows_kept cannot exceed rows_offered"):
+        TrainingRows(rows_offered=10, rows_kept=11, share_kept=1.0)
+
+
 def test_the_same_seed_gives_the_same_split_and_metrics(tiny_run, tmp_path):
     again = run(TrainingConfig(model_name="tiny", output_dir=tmp_path, **TINY))
     assert again.metadata.split == tiny_run.metadata.split
@@ -133,7 +156,10 @@ def test_cli_help_lists_every_option():
     out = cli("--help")
     assert out.returncode == 0
     for option in (
+        "--architecture",
         "--hidden-layers",
+        "--conv-filters",
+        "--conv-kernel",
         "--latent-size",
         "--activation",
         "--optimizer",
@@ -162,6 +188,8 @@ def test_cli_help_lists_every_option():
         (["--abnormal-fraction", "1.5"], "abnormal_fraction"),
         (["--epochs", "ten"], "invalid int value"),
         (["--hidden-layers", "0"], "hidden layer sizes must be positive"),
+        (["--architecture", "lstm"], "invalid choice: 'lstm'"),
+        (["--conv-filters", "8", "8", "8"], "do not divide the beat length 140"),
     ],
 )
 def test_cli_bad_options_get_a_usage_error_not_a_traceback(args, problem):
@@ -244,6 +272,10 @@ def test_a_robust_run_records_its_method_and_threshold_in_the_metadata(tmp_path)
     assert recorded["robust"] is True and recorded["robust_method"] == TrainingConfig().robust_method
     assert result.metadata.threshold.strategy == "auto" and result.metadata.threshold.chosen_on == "train"
     assert result.trained.kept is not None
+    rows = result.metadata.training
+    assert rows is not None and rows.rows_offered == len(result.metadata.split.train_indices)
+    assert rows.rows_kept == int(result.trained.kept.sum()) < rows.rows_offered
+    assert rows.share_kept == pytest.approx(rows.rows_kept / rows.rows_offered, abs=1e-6)
 
 
 def experiment(*args):
@@ -291,3 +323,111 @@ def test_an_ensemble_exports_as_one_signature_that_averages_its_members(tmp_path
         out["point_errors"].numpy(), (scaled - np.mean(members, axis=0)) ** 2, atol=1e-6
     )
     assert meta.training_config["ensemble_size"] == 2
+
+
+def test_a_conv_autoencoder_serves_through_the_same_signature_and_a_checked_litert_copy(tmp_path, pool):
+    """--architecture conv: beats (n,140) in, the same three outputs out, scaling inside the
+    graph, and a LiteRT copy that agrees with the signature within the contract's limit."""
+    result = run(
+        TrainingConfig(
+            model_name="conv", output_dir=tmp_path, architecture="conv", conv_filters=[4, 8], **TINY
+        )
+    )
+    meta = result.metadata
+    assert meta.training_config["architecture"] == "conv"
+    assert any(isinstance(layer, keras.layers.Conv1D) for layer in result.trained.model.layers)
+    fn = tf.saved_model.load(str(result.path)).signatures[SIGNATURE_NAME]
+    out = fn(beats=tf.constant(pool.beats[:5]))
+    assert out["reconstruction"].shape == (5, 140) and out["point_errors"].shape == (5, 140)
+    assert out["mse"].shape == (5,)
+    scaled = scale(pool.beats[:5], meta.scaler)
+    np.testing.assert_allclose(
+        out["point_errors"].numpy(), (scaled - result.trained.model(scaled).numpy()) ** 2, atol=1e-6
+    )
+    (copy,) = meta.portable
+    assert copy.runtime == "litert" and copy.same_flags
+    assert max(copy.max_abs_diff["mse"], copy.max_abs_diff["point_errors"]) <= MAX_RUNTIME_DIFFERENCE
+    assert (result.path / copy.file).is_file()
+
+
+def test_the_experiment_can_screen_per_point_scaling_under_its_own_label(tmp_path):
+    """--scaling per-point (a study only) is labelled so it never mixes with the exported
+    global scaling's cells."""
+    records, output = tmp_path / "r.jsonl", tmp_path / "RESULTS.md"
+    common = ["--records", str(records), "--output", str(output), "--methods", "pca", "--seeds", "3"]
+    out = experiment("--fractions", "0", "--scaling", "per-point", *common)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (record,) = [json.loads(line) for line in records.read_text().splitlines()]
+    assert record["label"] == "pca scaling=per-point" and record["roc_auc"] > 0.9
+    assert "| 0% | pca scaling=per-point | 3 |" in output.read_text()
+    assert "invalid choice" in experiment("--scaling", "z-score", *common).stderr
+
+
+def _clean_record(label: str, seed: int, validation: float, test: float) -> dict:
+    return {
+        "label": label,
+        "method": label.split(" ")[0],
+        "fraction": 0.0,
+        "seed": seed,
+        "validation_roc_auc": validation,
+        "roc_auc": test,
+        "average_precision": test,
+        "f1": test,
+        "precision": test,
+        "recall": test,
+        "recall_by_class": {"2": 1.0, "3": 0.9, "4": 0.8, "5": 1.0},
+        "oracle": {"f1": test, "precision": test, "recall": test},
+        "seconds": 10.0,
+        "command": "python -m training.experiment",
+        "machine": "test",
+    }
+
+
+def test_the_clean_variants_table_ranks_by_validation_auc_and_checks_the_goal_on_the_default():
+    """A variant with the better validation AUC ranks first even when its test AUC is worse:
+    test numbers are shown, never used to order; the goal is checked on the default's seeds."""
+    from training.experiment import CLEAN_DEFAULT, CLEAN_GOAL, render
+
+    records = [_clean_record(CLEAN_DEFAULT, s, 0.990, 0.999) for s in range(5)]
+    records += [_clean_record("autoencoder latent_size=3", s, 0.999, 0.980) for s in (0, 1)]
+    text = render(records)
+    table = text[text.index("## Clean data: autoencoder variants") :]
+    assert table.index("| autoencoder latent_size=3 | 0,1 | 0.9990 |") < table.index(
+        f"| {CLEAN_DEFAULT} | 0,1,2,3,4 |"
+    )
+    for metric, goal in CLEAN_GOAL.items():
+        assert f"| {metric} | 0,1,2,3,4 | 0.9990 | ≥ {goal} | yes |" in table
+
+
+def test_experiment_labels_keep_their_meaning_when_a_default_changes():
+    """A label names what differs from the reference network, whatever today's default is."""
+    from training.experiment import LABEL_REFERENCE, label_for
+
+    reference = TrainingConfig(**LABEL_REFERENCE)
+    assert label_for("autoencoder", {}, defaults=reference) == "autoencoder"
+    assert label_for("autoencoder", {"latent_size": 4}, defaults=reference) == "autoencoder latent_size=4"
+    conv = reference.model_copy(update={"architecture": "conv"})
+    assert label_for("core", {}, defaults=conv) == "core architecture=conv"
+    assert label_for("autoencoder", {"architecture": "conv"}, defaults=reference) == label_for(
+        "autoencoder", {}, defaults=conv
+    )
+    assert label_for("autoencoder", {"architecture": "dense"}, defaults=conv) == "autoencoder"
+    assert label_for("pca", {}, "per-point", defaults=reference) == "pca scaling=per-point"
+    assert label_for("autoencoder", {}) == "autoencoder latent_size=16 batch_size=32"  # today's default
+    assert label_for("pca", {}) == "pca"  # fits no network
+
+
+def test_the_committed_clean_records_of_the_default_label_are_runs_of_todays_default():
+    """RESULTS.md's goal table reads the records labelled as the default; every one that
+    carries its settings was a run of exactly the configuration `python -m training` uses."""
+    from training.experiment import CLEAN_DEFAULT, RECORDS, read_records
+
+    defaults = TrainingConfig().recorded()
+    runs = [r for r in read_records(RECORDS) if r["label"] == CLEAN_DEFAULT and r["fraction"] == 0.0]
+    assert {r["seed"] for r in runs} >= {0, 1, 2, 3, 4}
+    checked = [r for r in runs if "config" in r]
+    assert checked
+    for record in checked:
+        settings = {k: v for k, v in record["config"].items() if k != "scaling"}
+        assert settings == {k: defaults[k] for k in settings}, record["seed"]
+        assert record["config"]["scaling"] == "global"

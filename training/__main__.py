@@ -10,7 +10,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from .config import Activation, Optimizer, Regularizer, RobustMethod, TrainingConfig, load_toml
+from .config import Activation, Architecture, Optimizer, Regularizer, RobustMethod, TrainingConfig, load_toml
 
 _FIELDS = TrainingConfig.model_fields
 
@@ -25,7 +25,7 @@ def _help(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train a dense autoencoder on normal ECG5000 beats, choose an anomaly "
+        description="Train an autoencoder on normal ECG5000 beats, choose an anomaly "
         "threshold on the validation split, evaluate on the test split and publish "
         "saved_models/<model-name>/<version>/.",
     )
@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help=_help("seed"))
     p.add_argument("--validation-fraction", type=float, help=_help("validation_fraction"))
     p.add_argument("--test-fraction", type=float, help=_help("test_fraction"))
+    p.add_argument("--architecture", choices=get_args(Architecture), help=_help("architecture"))
     p.add_argument("--hidden-layers", type=int, nargs="+", help=_help("hidden_layers"))
+    p.add_argument("--conv-filters", type=int, nargs="+", help=_help("conv_filters"))
+    p.add_argument("--conv-kernel", type=int, help=_help("conv_kernel"))
     p.add_argument("--latent-size", type=int, help=_help("latent_size"))
     p.add_argument("--activation", choices=get_args(Activation), help=_help("activation"))
     p.add_argument(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.artifact import BUNDLED_MODEL_DIR, validate_model_name
+from service.artifact import BUNDLED_MODEL_DIR, INPUT_LENGTH, validate_model_name
 
 from .data import DATA_DIR, DEFAULT_FILES
 
@@ -16,7 +16,15 @@ Optimizer = Literal["adam", "adamax", "adadelta", "rmsprop", "momentum", "sgd"]
 Regularizer = Literal["none", "l1", "l2", "l1l2"]
 Activation = Literal["relu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish"]
 RobustMethod = Literal["trim", "trim-auto", "refit", "rda", "core"]
+Architecture = Literal["dense", "conv"]
 THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination", "auto")
+
+
+def _max_conv_stages() -> int:
+    stages = 0
+    while INPUT_LENGTH % 2 ** (stages + 1) == 0:
+        stages += 1
+    return stages
 
 
 class ThresholdSpec(BaseModel):
@@ -68,15 +76,24 @@ class TrainingConfig(BaseModel):
     seed: int = 42
     validation_fraction: float = Field(0.2, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    architecture: Architecture = Field(
+        "dense",
+        description="dense: Dense hidden_layers -> latent, mirrored; conv: 1-D convolutions"
+        " (conv_filters, each halving the length) -> Dense latent, mirrored (hidden_layers unused)",
+    )
     hidden_layers: list[int] = Field(default_factory=lambda: [128, 64])
-    latent_size: int = Field(8, ge=1)
+    conv_filters: list[int] = Field(
+        default_factory=lambda: [16, 32], description="conv: filters of each stride-2 Conv1D stage"
+    )
+    conv_kernel: int = Field(7, ge=1, description="conv: kernel size of every Conv1D")
+    latent_size: int = Field(16, ge=1)
     activation: Activation = "relu"
     optimizer: Optimizer = "adam"
     learning_rate: float = Field(1e-3, gt=0)
     regularizer: Regularizer = "l2"
     regularization_rate: float = Field(1e-5, ge=0)
     epochs: int = Field(300, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
     ensemble_size: int = Field(
         1, ge=1, le=10, description="autoencoders (seeds seed..seed+N-1) averaged in one exported model"
@@ -109,6 +126,18 @@ class TrainingConfig(BaseModel):
     def _layers(cls, value: list[int]) -> list[int]:
         if any(size < 1 for size in value):
             raise ValueError("hidden layer sizes must be positive")
+        return value
+
+    @field_validator("conv_filters")
+    @classmethod
+    def _filters(cls, value: list[int]) -> list[int]:
+        if not value or any(size < 1 for size in value):
+            raise ValueError("conv_filters must be one or more positive sizes")
+        if INPUT_LENGTH % 2 ** len(value):
+            raise ValueError(
+                f"{len(value)} stride-2 stages do not divide the beat length {INPUT_LENGTH}"
+                f" (at most {_max_conv_stages()})"
+            )
         return value
 
     @field_validator("threshold")

@@ -38,7 +38,10 @@ def optimizer_for(config: TrainingConfig) -> keras.optimizers.Optimizer:
 
 def build_autoencoder(config: TrainingConfig) -> keras.Model:
     """Encoder ``hidden_layers -> latent``, mirrored decoder, sigmoid output in [0, 1]
-    (inputs are min-max scaled, so the output range matches the target's)."""
+    (inputs are min-max scaled, so the output range matches the target's). With
+    ``architecture="conv"``, the 1-D convolutional autoencoder of ``build_conv_autoencoder``."""
+    if config.architecture == "conv":
+        return build_conv_autoencoder(config)
     dense = {"activation": config.activation, "kernel_regularizer": _regularizer(config)}
     inputs = keras.Input(shape=(INPUT_LENGTH,), name="scaled_beats")
     x = inputs
@@ -49,6 +52,30 @@ def build_autoencoder(config: TrainingConfig) -> keras.Model:
         x = keras.layers.Dense(size, name=f"decoder_{i}", **dense)(x)
     outputs = keras.layers.Dense(INPUT_LENGTH, activation="sigmoid", name="reconstruction")(x)
     return keras.Model(inputs, outputs, name="ecg_autoencoder")
+
+
+def build_conv_autoencoder(config: TrainingConfig) -> keras.Model:
+    """Beats (n, 140) in and out, like the dense model: a stride-2 ``Conv1D`` per entry of
+    ``conv_filters`` (140 -> 70 -> 35 with two), flattened into a Dense latent of
+    ``latent_size``; the decoder mirrors it with ``UpSampling1D`` + ``Conv1D`` (no
+    transposed convolutions) and ends in a sigmoid ``Conv1D`` with one filter."""
+    layer = {"activation": config.activation, "kernel_regularizer": _regularizer(config)}
+    conv = {**layer, "kernel_size": config.conv_kernel, "padding": "same"}
+    inputs = keras.Input(shape=(INPUT_LENGTH,), name="scaled_beats")
+    x = keras.layers.Reshape((INPUT_LENGTH, 1), name="as_sequence")(inputs)
+    for i, filters in enumerate(config.conv_filters):
+        x = keras.layers.Conv1D(filters, strides=2, name=f"encoder_{i}", **conv)(x)
+    length = INPUT_LENGTH // 2 ** len(config.conv_filters)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(config.latent_size, name="latent", **layer)(x)
+    x = keras.layers.Dense(length * config.conv_filters[-1], name="expand", **layer)(x)
+    x = keras.layers.Reshape((length, config.conv_filters[-1]), name="unflatten")(x)
+    for i, filters in enumerate(reversed(config.conv_filters)):
+        x = keras.layers.UpSampling1D(2, name=f"upsample_{i}")(x)
+        x = keras.layers.Conv1D(filters, name=f"decoder_{i}", **conv)(x)
+    x = keras.layers.Conv1D(1, config.conv_kernel, padding="same", activation="sigmoid", name="output")(x)
+    outputs = keras.layers.Reshape((INPUT_LENGTH,), name="reconstruction")(x)
+    return keras.Model(inputs, outputs, name="ecg_conv_autoencoder")
 
 
 def trimmed_mse(trim_fraction: float | tf.Variable) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:

@@ -17,7 +17,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from service.artifact import NORMAL_CLASS, REPORT_DIR, SIGNATURE_NAME, Metadata, Scaler, Split
+from service.artifact import (
+    NORMAL_CLASS,
+    REPORT_DIR,
+    SIGNATURE_NAME,
+    Metadata,
+    Scaler,
+    Split,
+    TrainingRows,
+)
 from service.runtimes import SignatureScorer
 
 from . import threshold as thresholds
@@ -96,6 +104,12 @@ def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
     )
 
 
+def rows_used(trained: TrainedModel, offered: int) -> TrainingRows:
+    """The training rows the fit learnt from: a robust row selection's, or all of them."""
+    kept = offered if trained.kept is None else int(np.count_nonzero(trained.kept))
+    return TrainingRows(rows_offered=offered, rows_kept=kept, share_kept=round(kept / offered, 6))
+
+
 @dataclass(frozen=True)
 class RunResult:
     path: Path
@@ -151,6 +165,7 @@ def run(config: TrainingConfig) -> RunResult:
                 "python": platform.python_version(),
             },
             portable=[litert],
+            training=rows_used(trained, len(prepared.train_rows)),
         )
         write_metadata(staging, metadata)
         report = write_report(staging / REPORT_DIR, metadata, test_errors, test.classes)
