@@ -5,7 +5,7 @@ with ``munmap`` on free, and it gives the top of the heap back to the kernel onc
 than twice that is free there. It raises both thresholds by itself when a large block
 is freed, up to 32 MiB. A worker that imported TensorFlow freed such blocks while
 loading, so it runs with high thresholds. A LiteRT worker never did: a request of 256
-beats (a 405 KB body, its arrays, a 700 KB answer) then pays fresh, zero-filled pages
+beats (a 405 KB body, its arrays, a 520 KB answer) then pays fresh, zero-filled pages
 for each of its large buffers, every time. That made the LiteRT runtime 8-10 % slower
 than TensorFlow at 256 beats over HTTP, though its signature call is faster
 (``benchmarks/NOTES.md``, section 13).
