@@ -468,30 +468,31 @@ def test_what_the_image_writes_lands_on_memory_backed_empty_dirs(docs):
         assert {"/tmp", "/dev/shm"} <= set(mounts)
 
 
-def benchmark_memory(row_start: str = "| **ours** (TensorFlow") -> dict[str, float]:
-    """The bundled-model row of RESULTS.md's memory table (servers side by side)."""
+def memory_table_row(row_start: str, alone: bool = False) -> dict[str, float]:
+    """One server's row of RESULTS.md's memory tables (side by side, or started alone),
+    as {column header: median}."""
     section = RESULTS.read_text().split("## Memory and start-up", 1)[1].split("\n## ", 1)[0]
-    section = section.split("\nEach server alone", 1)[0]
-    (row,) = [line for line in section.splitlines() if line.startswith(row_start)]
-    header = [c.strip() for c in section.split("\n|", 1)[1].split("\n", 1)[0].strip("|").split("|")]
-    assert header[3:6] == [
-        "RSS per worker after load, MiB",
-        "total RSS after load, MiB",
-        "total PSS after load, MiB",
-    ], header
+    side_by_side, _, alone_table = section.partition("\nEach server alone")
+    table = alone_table if alone else side_by_side
+    header = [c.strip() for c in table.split("\n|", 1)[1].split("\n", 1)[0].strip("|").split("|")]
+    (row,) = [line for line in table.splitlines() if line.startswith(row_start)]
     cells = [re.sub(r"\s*\(.*\)", "", c).replace(",", "").strip() for c in row.strip("|").split("|")]
-    return {"rss_per_worker": float(cells[3]), "rss_total": float(cells[4]), "pss_total": float(cells[5])}
+    return {name: float(cell) for name, cell in zip(header[1:], cells[1:], strict=True)}
+
+
+def benchmark_memory(row_start: str = "| **ours** (TensorFlow") -> dict[str, float]:
+    """The bundled-model row of the side-by-side memory table."""
+    row = memory_table_row(row_start)
+    return {
+        "rss_per_worker": row["RSS per worker after load, MiB"],
+        "rss_total": row["total RSS after load, MiB"],
+        "pss_total": row["total PSS after load, MiB"],
+    }
 
 
 def benchmark_pss_alone(row_start: str) -> float:
-    """Total PSS after load of that server started alone (RESULTS.md's second memory table)."""
-    section = RESULTS.read_text().split("## Memory and start-up", 1)[1].split("\n## ", 1)[0]
-    alone = section.split("\nEach server alone", 1)[1]
-    header = [c.strip() for c in alone.split("\n|", 1)[1].split("\n", 1)[0].strip("|").split("|")]
-    assert header[3] == "total PSS after load, MiB", header
-    (line,) = [line for line in alone.splitlines() if line.startswith(row_start)]
-    cells = [re.sub(r"\s*\(.*\)", "", c).replace(",", "").strip() for c in line.strip("|").split("|")]
-    return float(cells[3])
+    """Total PSS after load of that server started alone."""
+    return memory_table_row(row_start, alone=True)["total PSS after load, MiB"]
 
 
 def mebibytes(quantity: str) -> float:
