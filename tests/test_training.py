@@ -160,6 +160,7 @@ def test_cli_help_lists_every_option():
         "--hidden-layers",
         "--conv-filters",
         "--conv-kernel",
+        "--input-noise",
         "--latent-size",
         "--activation",
         "--optimizer",
@@ -323,6 +324,25 @@ def test_an_ensemble_exports_as_one_signature_that_averages_its_members(tmp_path
         out["point_errors"].numpy(), (scaled - np.mean(members, axis=0)) ** 2, atol=1e-6
     )
     assert meta.training_config["ensemble_size"] == 2
+
+
+def test_a_denoising_fit_serves_the_clean_reconstruction(tmp_path, pool):
+    """--input-noise S corrupts the inputs while fitting only: the signature is deterministic
+    and equals the Keras model without noise, and the LiteRT copy passes its check."""
+    result = run(TrainingConfig(model_name="dae", output_dir=tmp_path, input_noise=0.2, **TINY))
+    model, meta = result.trained.model, result.metadata
+    assert meta.training_config["input_noise"] == 0.2
+    assert any(isinstance(layer, keras.layers.GaussianNoise) for layer in model.layers)
+    scaled = scale(pool.beats[:16], meta.scaler)
+    noisy = model(scaled, training=True).numpy()
+    clean = model(scaled, training=False).numpy()
+    assert np.abs(noisy - clean).max() > 1e-3  # the layer is live while fitting
+    fn = tf.saved_model.load(str(result.path)).signatures[SIGNATURE_NAME]
+    first, second = (fn(beats=tf.constant(pool.beats[:16]))["point_errors"].numpy() for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, (scaled - clean) ** 2, atol=1e-6)
+    (copy,) = meta.portable
+    assert copy.same_flags and copy.max_abs_diff["point_errors"] <= MAX_RUNTIME_DIFFERENCE
 
 
 def test_a_conv_autoencoder_serves_through_the_same_signature_and_a_checked_litert_copy(tmp_path, pool):

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=_help("epochs"))
     p.add_argument("--batch-size", type=int, help=_help("batch_size"))
     p.add_argument("--early-stopping-patience", type=int, help=_help("early_stopping_patience"))
+    p.add_argument("--input-noise", type=float, help=_help("input_noise"))
     p.add_argument("--ensemble-size", type=int, help=_help("ensemble_size"))
     p.add_argument(
         "--abnormal-fraction",

@@ -95,6 +95,13 @@ class TrainingConfig(BaseModel):
     epochs: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
+    input_noise: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="denoising: std of Gaussian noise added to the scaled inputs while fitting"
+        " (the target stays the clean beat; serving never adds it); 0 is off",
+    )
     ensemble_size: int = Field(
         1, ge=1, le=10, description="autoencoders (seeds seed..seed+N-1) averaged in one exported model"
     )

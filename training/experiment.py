@@ -58,6 +58,7 @@ LABEL_REFERENCE: dict[str, Any] = {
     "regularization_rate": 1e-5,
     "batch_size": 64,
     "ensemble_size": 1,
+    "input_noise": 0.0,
 }
 
 

@@ -36,6 +36,14 @@ def optimizer_for(config: TrainingConfig) -> keras.optimizers.Optimizer:
     }[config.optimizer]()
 
 
+def _noisy(config: TrainingConfig, inputs: keras.KerasTensor) -> keras.KerasTensor:
+    """A denoising autoencoder's corruption: active only while fitting, so the exported
+    signature (called with ``training=False``) reconstructs the beat it is given."""
+    if not config.input_noise:
+        return inputs
+    return keras.layers.GaussianNoise(config.input_noise, seed=config.seed, name="input_noise")(inputs)
+
+
 def build_autoencoder(config: TrainingConfig) -> keras.Model:
     """Encoder ``hidden_layers -> latent``, mirrored decoder, sigmoid output in [0, 1]
     (inputs are min-max scaled, so the output range matches the target's). With
@@ -44,7 +52,7 @@ def build_autoencoder(config: TrainingConfig) -> keras.Model:
         return build_conv_autoencoder(config)
     dense = {"activation": config.activation, "kernel_regularizer": _regularizer(config)}
     inputs = keras.Input(shape=(INPUT_LENGTH,), name="scaled_beats")
-    x = inputs
+    x = _noisy(config, inputs)
     for i, size in enumerate(config.hidden_layers):
         x = keras.layers.Dense(size, name=f"encoder_{i}", **dense)(x)
     x = keras.layers.Dense(config.latent_size, name="latent", **dense)(x)
@@ -62,7 +70,7 @@ def build_conv_autoencoder(config: TrainingConfig) -> keras.Model:
     layer = {"activation": config.activation, "kernel_regularizer": _regularizer(config)}
     conv = {**layer, "kernel_size": config.conv_kernel, "padding": "same"}
     inputs = keras.Input(shape=(INPUT_LENGTH,), name="scaled_beats")
-    x = keras.layers.Reshape((INPUT_LENGTH, 1), name="as_sequence")(inputs)
+    x = keras.layers.Reshape((INPUT_LENGTH, 1), name="as_sequence")(_noisy(config, inputs))
     for i, filters in enumerate(config.conv_filters):
         x = keras.layers.Conv1D(filters, strides=2, name=f"encoder_{i}", **conv)(x)
     length = INPUT_LENGTH // 2 ** len(config.conv_filters)
