@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -291,11 +291,26 @@ def _mean(values: list[float]) -> str:
     return f"{np.mean(values):.3f}" if values else "-"
 
 
+Cells = dict[tuple[float, str], list[dict[str, Any]]]
+
+
+def _filled(
+    cells: Cells, fractions: list[float], labels: list[str], having: str | None = None
+) -> Iterator[tuple[float, str, list[dict[str, Any]]]]:
+    """The table rows, fraction by fraction: each (fraction, label) with records (that carry
+    ``having``, if given)."""
+    for f in fractions:
+        for label in labels:
+            rs = [r for r in cells.get((f, label), []) if having is None or having in r]
+            if rs:
+                yield f, label, rs
+
+
 def render(records: list[dict[str, Any]]) -> str:
     """RESULTS.md from the records: every cell says how many seeds it covers."""
     latest = {(r["label"], r["fraction"], r["seed"]): r for r in records}  # a re-run replaces
     records = list(latest.values())
-    cells: dict[tuple[float, str], list[dict[str, Any]]] = defaultdict(list)
+    cells: Cells = defaultdict(list)
     for r in sorted(records, key=lambda r: r["seed"]):
         cells[(r["fraction"], r["label"])].append(r)
     fractions = sorted({f for f, _ in cells})
@@ -327,16 +342,13 @@ def render(records: list[dict[str, Any]]) -> str:
         " | validation ROC AUC |",
         "|---|---|---|---|---|---|---|",
     ]
-    for f in fractions:
-        for label in labels:
-            rs = cells.get((f, label))
-            if rs:
-                lines.append(
-                    f"| {f:.0%} | {label} | {','.join(str(r['seed']) for r in rs)} |"
-                    f" {_fmt([r['roc_auc'] for r in rs])} | {_fmt([r['average_precision'] for r in rs])} |"
-                    f" {_fmt([r['f1'] for r in rs])} |"
-                    f" {_mean([r['validation_roc_auc'] for r in rs if 'validation_roc_auc' in r])} |"
-                )
+    for f, label, rs in _filled(cells, fractions, labels):
+        lines.append(
+            f"| {f:.0%} | {label} | {','.join(str(r['seed']) for r in rs)} |"
+            f" {_fmt([r['roc_auc'] for r in rs])} | {_fmt([r['average_precision'] for r in rs])} |"
+            f" {_fmt([r['f1'] for r in rs])} |"
+            f" {_mean([r['validation_roc_auc'] for r in rs if 'validation_roc_auc' in r])} |"
+        )
     lines += [
         "",
         "## Recall of the rare classes at the validation threshold",
@@ -349,14 +361,11 @@ def render(records: list[dict[str, Any]]) -> str:
         "| abnormal in training | method | recall class 2 | class 3 (PVC) | class 4 (SP/EB) | class 5 |",
         "|---|---|---|---|---|---|",
     ]
-    for f in fractions:
-        for label in labels:
-            rs = cells.get((f, label))
-            if rs:
-                per = [_mean([r["recall_by_class"].get(c, np.nan) for r in rs]) for c in "2345"]
-                for i, c in ((1, "3"), (2, "4")):  # the rare classes: each seed too
-                    per[i] += " (" + ", ".join(f"{r['recall_by_class'].get(c, np.nan):.2f}" for r in rs) + ")"
-                lines.append(f"| {f:.0%} | {label} | " + " | ".join(per) + " |")
+    for f, label, rs in _filled(cells, fractions, labels):
+        per = [_mean([r["recall_by_class"].get(c, np.nan) for r in rs]) for c in "2345"]
+        for i, c in ((1, "3"), (2, "4")):  # the rare classes: each seed too
+            per[i] += " (" + ", ".join(f"{r['recall_by_class'].get(c, np.nan):.2f}" for r in rs) + ")"
+        lines.append(f"| {f:.0%} | {label} | " + " | ".join(per) + " |")
     lines += [
         "",
         "## The `auto` threshold (no labels) against the best-F1 threshold on test",
@@ -370,18 +379,15 @@ def render(records: list[dict[str, Any]]) -> str:
         " | best-F1 on test F1 / P / R |",
         "|---|---|---|---|---|",
     ]
-    for f in fractions:
-        for label in labels:
-            rs = [r for r in cells.get((f, label), []) if "auto" in r]
-            if rs:
-                a = [r["auto"] for r in rs]
-                o = [r["oracle"] for r in rs]
-                lines.append(
-                    f"| {f:.0%} | {label} | {_mean([x['estimated_share'] for x in a])}"
-                    f" ({_mean([x['true_share'] for x in a])}) |"
-                    f" {' / '.join(_mean([x[k] for x in a]) for k in ('f1', 'precision', 'recall'))} |"
-                    f" {' / '.join(_mean([x[k] for x in o]) for k in ('f1', 'precision', 'recall'))} |"
-                )
+    for f, label, rs in _filled(cells, fractions, labels, having="auto"):
+        a = [r["auto"] for r in rs]
+        o = [r["oracle"] for r in rs]
+        lines.append(
+            f"| {f:.0%} | {label} | {_mean([x['estimated_share'] for x in a])}"
+            f" ({_mean([x['true_share'] for x in a])}) |"
+            f" {' / '.join(_mean([x[k] for x in a]) for k in ('f1', 'precision', 'recall'))} |"
+            f" {' / '.join(_mean([x[k] for x in o]) for k in ('f1', 'precision', 'recall'))} |"
+        )
     kept = [
         (f, label)
         for f in fractions
