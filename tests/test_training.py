@@ -305,6 +305,23 @@ def test_the_experiment_runs_one_cell_and_renders_its_table(tmp_path):
     assert output.read_text().count("| 10% | pca | 3 |") == 1  # a re-run replaces, not duplicates
 
 
+def test_a_row_selecting_cell_records_which_abnormal_classes_it_kept(pool):
+    """core on 30 % contamination: the record counts the rows of each abnormal class the model
+    still learnt from, and they agree with the abnormal share it reports."""
+    from training.experiment import run_cell
+    from training.pipeline import prepare
+
+    config = TrainingConfig(**TINY, refit_rounds=1)
+    record = run_cell(config, pool, "core", 0.3, seed=0)
+    kept = record["kept"]
+    offered = len(prepare(config.model_copy(update={"abnormal_fraction": 0.3, "seed": 0}), pool).train_rows)
+    rows_kept = round(kept["share"] * offered)
+    by_class = kept["abnormal_rows_by_class"]
+    assert set(by_class) <= {"2", "3", "4", "5"} and all(n > 0 for n in by_class.values())
+    assert sum(by_class.values()) == round(kept["abnormal_share"] * rows_kept)
+    assert 0 < rows_kept < offered
+
+
 def test_the_experiment_refuses_unknown_methods_and_settings(tmp_path):
     assert "invalid choice" in experiment("--methods", "magic").stderr
     bad = experiment("--set", "latent_size=0", "--render-only", "--output", str(tmp_path / "x.md"))

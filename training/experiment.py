@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.svm import OneClassSVM
 
-from service.artifact import Scaler
+from service.artifact import NORMAL_CLASS, Scaler
 
 from . import contamination
 from .config import TrainingConfig
@@ -252,9 +252,13 @@ def run_cell(
         }
     if scores.kept is not None:
         abnormal = pool.is_abnormal[prepared.train_rows].astype(bool)
+        classes = pool.classes[prepared.train_rows][scores.kept]
+        slipped, counts = np.unique(classes[classes != NORMAL_CLASS], return_counts=True)
         record["kept"] = {
             "share": float(scores.kept.mean()),
             "abnormal_share": float(abnormal[scores.kept].mean()) if scores.kept.any() else 0.0,
+            # which anomalies slipped through: a class the model learns to rebuild loses recall
+            "abnormal_rows_by_class": {str(c): int(n) for c, n in zip(slipped, counts, strict=True)},
         }
     record["seconds"] = round(time.time() - started, 1)
     return record
