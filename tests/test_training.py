@@ -23,7 +23,7 @@ from service.artifact import (
     read_metadata,
 )
 from training.config import TrainingConfig
-from training.data import scale
+from training.data import fit_scaler, scale
 from training.pipeline import run
 
 from .conftest import BUNDLED_MODELS, BUNDLED_NAME, REPO, TINY
@@ -161,6 +161,7 @@ def test_cli_help_lists_every_option():
         "--conv-filters",
         "--conv-kernel",
         "--input-noise",
+        "--kept-weights",
         "--latent-size",
         "--activation",
         "--optimizer",
@@ -360,6 +361,45 @@ def test_a_denoising_fit_serves_the_clean_reconstruction(tmp_path, pool):
     np.testing.assert_allclose(first, (scaled - clean) ** 2, atol=1e-6)
     (copy,) = meta.portable
     assert copy.same_flags and copy.max_abs_diff["point_errors"] <= MAX_RUNTIME_DIFFERENCE
+
+
+def test_val_auc_exports_the_epoch_that_ranked_the_validation_beats_best(tmp_path):
+    """--kept-weights val-auc: the exported weights are those of the epoch with the highest
+    validation ROC AUC, and the metadata's validation AUC is that epoch's."""
+    result = run(TrainingConfig(model_name="auc", output_dir=tmp_path, kept_weights="val-auc", **TINY))
+    history, meta = result.metadata.history, result.metadata
+    trace = history["val_roc_auc"]
+    assert len(trace) == result.trained.epochs_run == TINY["epochs"]
+    assert history["kept_epoch"] == [float(np.argmax(trace) + 1)]
+    assert meta.validation_metrics["roc_auc"] == pytest.approx(max(trace), abs=1e-3)
+    assert meta.training_config["kept_weights"] == "val-auc"
+
+
+def test_robust_core_can_keep_its_best_validation_auc_epoch_too(tmp_path):
+    config = TrainingConfig(
+        model_name="rauc",
+        output_dir=tmp_path,
+        robust=True,
+        abnormal_fraction=0.1,
+        kept_weights="val-auc",
+        **TINY,
+    )
+    history = run(config).metadata.history
+    assert history["kept_epoch"] == [float(np.argmax(history["val_roc_auc"]) + 1)]
+
+
+def test_rda_with_val_auc_is_refused_when_configured():
+    with pytest.raises(ValueError, match="rda' keeps the weights of its lowest validation loss"):
+        TrainingConfig(robust=True, robust_method="rda", kept_weights="val-auc")
+
+
+def test_val_auc_without_the_labelled_validation_beats_is_refused(pool):
+    from training.model import fit
+
+    config = TrainingConfig(kept_weights="val-auc", **TINY)
+    beats = scale(pool.beats[:64], fit_scaler(pool.beats[:64]))
+    with pytest.raises(ValueError, match="needs the labelled validation beats"):
+        fit(config, beats, beats)
 
 
 def test_a_conv_autoencoder_serves_through_the_same_signature_and_a_checked_litert_copy(tmp_path, pool):

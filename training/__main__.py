@@ -10,7 +10,16 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from .config import Activation, Architecture, Optimizer, Regularizer, RobustMethod, TrainingConfig, load_toml
+from .config import (
+    Activation,
+    Architecture,
+    KeptWeights,
+    Optimizer,
+    Regularizer,
+    RobustMethod,
+    TrainingConfig,
+    load_toml,
+)
 
 _FIELDS = TrainingConfig.model_fields
 
@@ -54,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=_help("epochs"))
     p.add_argument("--batch-size", type=int, help=_help("batch_size"))
     p.add_argument("--early-stopping-patience", type=int, help=_help("early_stopping_patience"))
+    p.add_argument("--kept-weights", choices=get_args(KeptWeights), help=_help("kept_weights"))
     p.add_argument("--input-noise", type=float, help=_help("input_noise"))
     p.add_argument("--ensemble-size", type=int, help=_help("ensemble_size"))
     p.add_argument(

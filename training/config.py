@@ -17,6 +17,7 @@ Regularizer = Literal["none", "l1", "l2", "l1l2"]
 Activation = Literal["relu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish"]
 RobustMethod = Literal["trim", "trim-auto", "refit", "rda", "core"]
 Architecture = Literal["dense", "conv"]
+KeptWeights = Literal["val-loss", "val-auc"]
 THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination", "auto")
 
 
@@ -95,6 +96,12 @@ class TrainingConfig(BaseModel):
     epochs: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
+    kept_weights: KeptWeights = Field(
+        "val-loss",
+        description="the epoch whose weights are exported: val-loss, the lowest reconstruction"
+        " loss on normal validation beats (no labels); val-auc, the highest ROC AUC on the"
+        " labelled validation split (which already chooses the threshold)",
+    )
     input_noise: float = Field(
         0.0,
         ge=0,
@@ -156,6 +163,8 @@ class TrainingConfig(BaseModel):
     def _fractions(self) -> TrainingConfig:
         if self.validation_fraction + self.test_fraction >= 0.8:
             raise ValueError("validation_fraction + test_fraction must leave room for training")
+        if self.robust and self.robust_method == "rda" and self.kept_weights != "val-loss":
+            raise ValueError("robust method 'rda' keeps the weights of its lowest validation loss only")
         return self
 
     @property

@@ -59,6 +59,7 @@ LABEL_REFERENCE: dict[str, Any] = {
     "batch_size": 64,
     "ensemble_size": 1,
     "input_noise": 0.0,
+    "kept_weights": "val-loss",
 }
 
 

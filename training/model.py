@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import roc_auc_score
 
 from service.artifact import INPUT_LENGTH
 
@@ -107,6 +108,32 @@ def trimmed_mse(trim_fraction: float | tf.Variable) -> Callable[[tf.Tensor, tf.T
     return loss
 
 
+Selection = tuple[np.ndarray, np.ndarray]  # scaled validation beats (all classes), is-abnormal
+
+
+class BestValidationAUC(keras.callbacks.Callback):
+    """Keeps the weights of the epoch whose reconstruction errors rank the labelled
+    validation beats best (``kept_weights="val-auc"``): the epoch count chosen as a
+    hyper-parameter, on the split that already chooses the threshold."""
+
+    def __init__(self, selection: Selection) -> None:
+        super().__init__()
+        self.beats, self.is_abnormal = selection
+        self.best, self.best_epoch = -np.inf, -1
+        self.best_weights: list[np.ndarray] | None = None
+        self.trace: list[float] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        auc = float(roc_auc_score(self.is_abnormal, reconstruction_errors(self.model, self.beats)))
+        self.trace.append(auc)
+        if auc > self.best:
+            self.best, self.best_epoch, self.best_weights = auc, epoch, self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
 @dataclass
 class TrainedModel:
     model: keras.Model
@@ -127,21 +154,31 @@ def fit(
     validation_scaled: np.ndarray,
     loss: str | Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = "mse",
     callbacks: list[keras.callbacks.Callback] | None = None,
+    selection: Selection | None = None,
 ) -> TrainedModel:
-    """Fit on training beats; validation beats (normal ones) drive early stopping.
-    Robust training passes its own loss or callbacks (training/robust.py)."""
+    """Fit on training beats; validation beats (normal ones) drive early stopping and, by
+    default, which epoch's weights are kept; with ``kept_weights="val-auc"`` the labelled
+    ``selection`` chooses the epoch instead. Robust training passes its own loss or callbacks
+    (training/robust.py)."""
     keras.utils.set_random_seed(config.seed)
     model = build_autoencoder(config)
     model.compile(optimizer=optimizer_for(config), loss=loss)
     callbacks = list(callbacks or [])
+    by_auc = None
+    if config.kept_weights == "val-auc":
+        if selection is None:
+            raise ValueError("kept_weights 'val-auc' needs the labelled validation beats")
+        by_auc = BestValidationAUC(selection)
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
                 patience=config.early_stopping_patience,
-                restore_best_weights=True,
+                restore_best_weights=by_auc is None,
             )
         )
+    if by_auc is not None:
+        callbacks.append(by_auc)
     result = model.fit(
         train_scaled,
         train_scaled,
@@ -153,6 +190,9 @@ def fit(
         verbose=config.verbose,
     )
     history = {k: [float(v) for v in vs] for k, vs in result.history.items()}
+    if by_auc is not None:
+        history["val_roc_auc"] = by_auc.trace
+        history["kept_epoch"] = [float(by_auc.best_epoch + 1)]
     return TrainedModel(model, history, len(history.get("loss", [])))
 
 

@@ -95,7 +95,7 @@ def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
     def one(member: TrainingConfig) -> TrainedModel:
         if member.robust:
             return fit_robust(member, *inputs, selection=prepared.selection())
-        return fit(member, *inputs)
+        return fit(member, *inputs, selection=prepared.selection())
 
     if config.ensemble_size == 1:
         return one(config)

@@ -32,15 +32,20 @@ from sklearn.mixture import GaussianMixture
 
 from . import contamination
 from .config import TrainingConfig
-from .model import TrainedModel, build_autoencoder, fit, optimizer_for, reconstruction_errors, trimmed_mse
+from .model import (
+    Selection,
+    TrainedModel,
+    build_autoencoder,
+    fit,
+    optimizer_for,
+    reconstruction_errors,
+    trimmed_mse,
+)
 
 MAX_TRIM = 0.6  # trim-auto never ignores more of a batch than this
 MIN_CLUSTER_SHARE = 0.1  # smaller clusters are not candidates for the normal core
 CORE_PCA_COMPONENTS = 10  # the space the core mixture is fitted in
 GROW_PCA_COMPONENTS = 8  # the linear model that grows the core (PCA's 8 matched the AE's latent size)
-
-
-Selection = tuple[np.ndarray, np.ndarray]  # scaled validation beats (all classes), is-abnormal
 
 
 def fit_robust(
@@ -50,11 +55,11 @@ def fit_robust(
     labelled validation split, for methods whose hyper-parameters it chooses (``core``)."""
     match config.robust_method:
         case "trim":
-            return fit(config, train, validation, loss=trimmed_mse(config.trim_fraction))
+            return fit(config, train, validation, loss=trimmed_mse(config.trim_fraction), selection=selection)
         case "trim-auto":
-            return _trim_auto(config, train, validation)
+            return _trim_auto(config, train, validation, selection)
         case "refit":
-            return _refit(config, train, validation)
+            return _refit(config, train, validation, selection)
         case "rda":
             return _rda(config, train, validation)
         case "core":
@@ -78,10 +83,14 @@ class _TrimEstimator(keras.callbacks.Callback):
         self.trace.append(float(self.fraction.numpy()))
 
 
-def _trim_auto(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> TrainedModel:
+def _trim_auto(
+    config: TrainingConfig, train: np.ndarray, validation: np.ndarray, selection: Selection | None
+) -> TrainedModel:
     fraction = tf.Variable(config.trim_fraction, trainable=False, dtype=tf.float32)
     estimator = _TrimEstimator(fraction, train)
-    trained = fit(config, train, validation, loss=trimmed_mse(fraction), callbacks=[estimator])
+    trained = fit(
+        config, train, validation, loss=trimmed_mse(fraction), callbacks=[estimator], selection=selection
+    )
     trained.history["trim_fraction"] = estimator.trace
     return trained
 
@@ -90,14 +99,16 @@ def _keep_normal_mode(errors: np.ndarray) -> np.ndarray:
     return errors <= contamination.estimate(errors).cut
 
 
-def _refit(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> TrainedModel:
+def _refit(
+    config: TrainingConfig, train: np.ndarray, validation: np.ndarray, selection: Selection | None
+) -> TrainedModel:
     kept = np.ones(len(train), dtype=bool)
     history: dict[str, list[float]] = {"kept_share": []}
     for _ in range(config.refit_rounds):
-        trained = fit(config, train[kept], validation)
+        trained = fit(config, train[kept], validation, selection=selection)
         kept = _keep_normal_mode(reconstruction_errors(trained.model, train))
         history["kept_share"].append(float(kept.mean()))
-    trained = fit(config, train[kept], validation)
+    trained = fit(config, train[kept], validation, selection=selection)
     trained.history.update(history)
     trained.kept = kept
     return trained
@@ -140,7 +151,7 @@ def _core(
     if selection is None:
         raise ValueError("robust method 'core' needs the labelled validation beats to pick its rows")
     kept = core_rows(train, selection, config.core_components, config.refit_rounds, config.seed)
-    trained = fit(config, train[kept], validation)
+    trained = fit(config, train[kept], validation, selection=selection)
     trained.kept = kept
     return trained
 
