@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -205,11 +206,12 @@ def test_cli_trains_from_a_toml_config_and_prints_a_summary(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(
         "[training]\nmodel-name = 'cli'\nhidden_layers = [16]\nlatent_size = 4\nepochs = 2\n"
-        "early_stopping_patience = 0\nthreshold = 'percentile:99'\n"
+        "early_stopping_patience = 0\nthreshold = 'percentile:99'\nkept-weights = 'val-auc'\n"
     )
     out = cli("--config", str(config), "--output-dir", str(tmp_path / "out"), "--quiet")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ROC AUC" in out.stdout and "percentile:99" in out.stdout
+    assert re.search(r"epochs +2 \(weights of epoch [12]: best validation ROC AUC\)", out.stdout)
     meta = read_metadata(tmp_path / "out" / "cli" / "1")
     assert meta.training_config["hidden_layers"] == [16]
     assert meta.threshold.strategy == "percentile" and meta.threshold.chosen_on == "train"

@@ -120,12 +120,16 @@ def summary(result) -> str:
     m = result.metadata.metrics
     t = result.metadata.threshold
     cm = m.confusion_matrix
+    kept = result.metadata.history.get("kept_epoch")
+    epochs = f"{result.trained.epochs_run}" + (
+        f" (weights of epoch {int(kept[0])}: best validation ROC AUC)" if kept else ""
+    )
     return "\n".join(
         [
             f"model      {result.metadata.model_name} version {result.metadata.version}",
             f"written to {result.path}",
             f"report     {result.report}",
-            f"epochs     {result.trained.epochs_run}",
+            f"epochs     {epochs}",
             f"threshold  {t.value:.6g} ({t.strategy}"
             + (f":{t.parameter:g}" if t.parameter is not None else "")
             + f", on {t.chosen_on})",
