@@ -163,8 +163,6 @@ class TrainingConfig(BaseModel):
     def _fractions(self) -> TrainingConfig:
         if self.validation_fraction + self.test_fraction >= 0.8:
             raise ValueError("validation_fraction + test_fraction must leave room for training")
-        if self.robust and self.robust_method == "rda" and self.kept_weights != "val-loss":
-            raise ValueError("robust method 'rda' keeps the weights of its lowest validation loss only")
         return self
 
     @property

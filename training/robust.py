@@ -61,7 +61,7 @@ def fit_robust(
         case "refit":
             return _refit(config, train, validation, selection)
         case "rda":
-            return _rda(config, train, validation)
+            return _rda(config, train, validation, selection)
         case "core":
             return _core(config, train, validation, selection)
     raise ValueError(f"unknown robust method {config.robust_method!r}")
@@ -156,10 +156,16 @@ def _core(
     return trained
 
 
-def _rda(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> TrainedModel:
+def _rda(
+    config: TrainingConfig, train: np.ndarray, validation: np.ndarray, selection: Selection | None
+) -> TrainedModel:
     """Alternate: fit the autoencoder on ``L = X - S`` for a few epochs, then set ``S`` to
     the group soft-threshold of ``X - AE(L)`` (whole beats shrink towards zero residual,
-    which is what makes ``S`` row-sparse). Early stopping on normal validation beats."""
+    which is what makes ``S`` row-sparse). Early stopping on normal validation beats; the
+    round kept is the one of lowest validation loss or, with ``kept_weights="val-auc"``,
+    highest validation ROC AUC."""
+    if config.kept_weights == "val-auc" and selection is None:
+        raise ValueError("kept_weights 'val-auc' needs the labelled validation beats")
     inner = 10
     keras.utils.set_random_seed(config.seed)
     model = build_autoencoder(config)
@@ -167,7 +173,8 @@ def _rda(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> T
     sparse = np.zeros_like(train)
     history: dict[str, list[float]] = {"loss": [], "val_loss": [], "sparse_rows": []}
     patience = math.ceil(config.early_stopping_patience / inner)  # in rounds; 0 disables
-    best, best_weights, since_best = math.inf, model.get_weights(), 0
+    best, since_best = math.inf, 0
+    best_kept, kept_weights = -math.inf, model.get_weights()
     for _ in range(math.ceil(config.epochs / inner)):
         low_rank = train - sparse
         result = model.fit(
@@ -182,12 +189,17 @@ def _rda(config: TrainingConfig, train: np.ndarray, validation: np.ndarray) -> T
         shrink = np.maximum(0.0, 1.0 - lam / np.maximum(norms, 1e-12))
         sparse = (residual * shrink[:, None]).astype(np.float32)
         history["sparse_rows"].append(float((shrink > 0).mean()))
+        kept_score = -val_loss
+        if selection is not None and config.kept_weights == "val-auc":
+            kept_score = float(roc_auc_score(selection[1], reconstruction_errors(model, selection[0])))
+        if kept_score > best_kept:
+            best_kept, kept_weights = kept_score, model.get_weights()
         if val_loss < best:
-            best, best_weights, since_best = val_loss, model.get_weights(), 0
+            best, since_best = val_loss, 0
         else:
             since_best += 1
             if patience and since_best >= patience:
                 break
-    model.set_weights(best_weights)
+    model.set_weights(kept_weights)
     kept = np.linalg.norm(sparse, axis=1) == 0
     return TrainedModel(model, history, len(history["loss"]), kept=kept)
