@@ -491,6 +491,9 @@ def test_experiment_labels_keep_their_meaning_when_a_default_changes():
     )
     assert label_for("autoencoder", {"architecture": "dense"}, defaults=conv) == "autoencoder"
     assert label_for("pca", {}, "per-point", defaults=reference) == "pca scaling=per-point"
+    assert label_for("autoencoder", {"ensemble_size": 3, "latent_size": 4}, defaults=reference) == label_for(
+        "autoencoder", {"latent_size": 4, "ensemble_size": 3}, defaults=reference
+    )  # one name per configuration, whatever order --set gave
     assert label_for("autoencoder", {}) == "autoencoder latent_size=16 batch_size=32"  # today's default
     assert label_for("pca", {}) == "pca"  # fits no network
 

@@ -46,40 +46,63 @@ CLEAN_COST = 0.005  # ... and at most this much AUC lost on clean data
 CLEAN_GOAL = {"roc_auc": 0.995, "average_precision": 0.985, "f1": 0.978}  # item 4, 5-seed test means
 SCREEN_SEEDS = (0, 1)  # clean-data variants are ranked on these seeds' validation ROC AUC
 # Labels name the settings that differ from this network (the default when the records began),
-# so a label keeps its meaning when a default changes.
+# so a label keeps its meaning when a default changes. Every recorded network setting is
+# pinned here: a default that moves later shows up in the labels of the runs that used it.
 LABEL_REFERENCE: dict[str, Any] = {
+    "validation_fraction": 0.2,
+    "test_fraction": 0.2,
     "architecture": "dense",
     "hidden_layers": [128, 64],
     "conv_filters": [16, 32],
     "conv_kernel": 7,
     "latent_size": 8,
     "activation": "relu",
+    "optimizer": "adam",
     "learning_rate": 1e-3,
+    "regularizer": "l2",
     "regularization_rate": 1e-5,
+    "epochs": 300,
     "batch_size": 64,
-    "ensemble_size": 1,
-    "input_noise": 0.0,
+    "early_stopping_patience": 25,
     "kept_weights": "val-loss",
+    "input_noise": 0.0,
+    "ensemble_size": 1,
+    "trim_fraction": 0.3,
+    "refit_rounds": 2,
+    "rda_lambda": 1.5,
+    "core_components": 4,
 }
+NOT_NETWORK = {"data_files", "model_name", "seed", "abnormal_fraction", "threshold"}  # set per cell
+NAMED_BY_METHOD = {"robust", "robust_method"}  # the label's method already says these
+
+
+def network_settings(config: TrainingConfig) -> dict[str, Any]:
+    """The settings a record keeps under ``config``: everything but what each cell sets."""
+    return {k: v for k, v in config.recorded().items() if k not in NOT_NETWORK}
+
+
+def label_of(method: str, settings: dict[str, Any], scaling: str = "global") -> str:
+    """``method`` and, in the configuration's field order, each of ``settings`` that differs
+    from ``LABEL_REFERENCE`` (a setting a record lacks was the reference's)."""
+    parts = [
+        f"{k}={v}"
+        for k, v in settings.items()
+        if k not in NAMED_BY_METHOD and k in LABEL_REFERENCE and LABEL_REFERENCE[k] != v
+    ]
+    if scaling != "global":
+        parts.append(f"scaling={scaling}")
+    return " ".join([method, *parts])
 
 
 def label_for(
     method: str, overrides: dict[str, Any], scaling: str = "global", defaults: TrainingConfig | None = None
 ) -> str:
-    """``method`` and the settings of the run that differ from ``LABEL_REFERENCE``: the
-    overrides as given, then (for the autoencoder methods; PCA and the SVM fit no network)
-    any default that has moved away from the reference."""
-    defaults = defaults or TrainingConfig()
-    parts = [f"{k}={v}" for k, v in overrides.items() if LABEL_REFERENCE.get(k, object()) != v]
-    if method not in BASELINES:
-        parts += [
-            f"{k}={getattr(defaults, k)}"
-            for k, v in LABEL_REFERENCE.items()
-            if k not in overrides and getattr(defaults, k) != v
-        ]
-    if scaling != "global":
-        parts.append(f"scaling={scaling}")
-    return " ".join([method, *parts])
+    """The label of a run of ``method`` with ``overrides`` on today's defaults (or
+    ``defaults``); PCA and the SVM fit no network, so only their overrides count."""
+    if method in BASELINES:
+        defaults = TrainingConfig(**LABEL_REFERENCE)
+    config = TrainingConfig.model_validate({**(defaults or TrainingConfig()).model_dump(), **overrides})
+    return label_of(method, network_settings(config), scaling)
 
 
 CLEAN_DEFAULT = label_for("autoencoder", {})  # the label of the default configuration's records
@@ -241,9 +264,7 @@ def run_cell(
         "epochs": scores.epochs,
     }
     if method not in ("pca", "ocsvm"):  # the network's full settings, so a label is never ambiguous
-        skip = {"data_files", "model_name", "seed", "abnormal_fraction", "threshold"}
-        settings = {k: v for k, v in config.recorded().items() if k not in skip}
-        record["config"] = {**settings, "scaling": scaling}
+        record["config"] = {**network_settings(config), "scaling": scaling}
     if method != "ocsvm":  # auto needs positive errors; the SVM's score is a signed distance
         estimate = contamination.estimate(scores.train)
         record["auto"] = {
