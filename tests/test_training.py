@@ -314,12 +314,14 @@ def test_the_experiment_runs_one_cell_and_renders_its_table(tmp_path):
 
 def test_a_row_selecting_cell_records_which_abnormal_classes_it_kept(pool):
     """core on 30 % contamination: the record counts the rows of each abnormal class the model
-    still learnt from, and they agree with the abnormal share it reports."""
+    still learnt from, and they agree with the abnormal share it reports; under val-auc it
+    names the epoch kept."""
     from training.experiment import run_cell
     from training.pipeline import prepare
 
-    config = TrainingConfig(**TINY, refit_rounds=1)
+    config = TrainingConfig(**TINY, refit_rounds=1, kept_weights="val-auc")
     record = run_cell(config, pool, "core", 0.3, seed=0)
+    assert 1 <= record["kept_epoch"] <= record["epochs"] == TINY["epochs"]
     kept = record["kept"]
     offered = len(prepare(config.model_copy(update={"abnormal_fraction": 0.3, "seed": 0}), pool).train_rows)
     rows_kept = round(kept["share"] * offered)

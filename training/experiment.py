@@ -169,6 +169,7 @@ class Scores:
     test: np.ndarray
     kept: np.ndarray | None = None  # the training rows a row-selecting method kept
     epochs: int = 0
+    kept_epoch: int | None = None  # kept_weights=val-auc: the epoch whose weights were kept
 
 
 SCALINGS = ("global", "per-point")
@@ -203,6 +204,7 @@ def _autoencoder(config: TrainingConfig, prepared: Any) -> Scores:
         test=reconstruction_errors(trained.model, scale(test.beats, prepared.scaler)),
         kept=trained.kept,
         epochs=trained.epochs_run,
+        kept_epoch=int(trained.history["kept_epoch"][0]) if "kept_epoch" in trained.history else None,
     )
 
 
@@ -262,6 +264,7 @@ def run_cell(
         "recall_by_class": at_val.recall_by_class,
         "oracle": _rates(oracle),
         "epochs": scores.epochs,
+        **({"kept_epoch": scores.kept_epoch} if scores.kept_epoch is not None else {}),
     }
     if method not in ("pca", "ocsvm"):  # the network's full settings, so a label is never ambiguous
         record["config"] = {**network_settings(config), "scaling": scaling}
