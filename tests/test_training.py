@@ -396,6 +396,22 @@ def test_robust_core_can_keep_its_best_validation_auc_epoch_too(tmp_path):
     assert history["kept_epoch"] == [float(np.argmax(history["val_roc_auc"]) + 1)]
 
 
+@pytest.mark.parametrize(
+    ("threshold", "kept"),
+    [
+        ("best-f1", "val-auc"),
+        ("best-accuracy", "val-auc"),
+        ("auto", "val-loss"),
+        ("percentile:99", "val-loss"),
+    ],
+)
+def test_the_kept_epoch_follows_whether_the_threshold_reads_labelled_anomalies(threshold, kept):
+    """Unset, --kept-weights uses labelled anomalies only where the threshold already does."""
+    assert TrainingConfig(threshold=threshold).kept_weights == kept
+    other = "val-loss" if kept == "val-auc" else "val-auc"
+    assert TrainingConfig(threshold=threshold, kept_weights=other).kept_weights == other
+
+
 def test_val_auc_without_the_labelled_validation_beats_is_refused(pool):
     from training.model import fit
 
@@ -510,7 +526,9 @@ def test_experiment_labels_keep_their_meaning_when_a_default_changes():
     assert label_for("autoencoder", {"ensemble_size": 3, "latent_size": 4}, defaults=reference) == label_for(
         "autoencoder", {"latent_size": 4, "ensemble_size": 3}, defaults=reference
     )  # one name per configuration, whatever order --set gave
-    assert label_for("autoencoder", {}) == "autoencoder latent_size=16 batch_size=32"  # today's default
+    assert (
+        label_for("autoencoder", {}) == "autoencoder latent_size=16 batch_size=32 kept_weights=val-auc"
+    )  # today's default
     assert label_for("pca", {}) == "pca"  # fits no network
 
 

@@ -19,6 +19,7 @@ RobustMethod = Literal["trim", "trim-auto", "refit", "rda", "core"]
 Architecture = Literal["dense", "conv"]
 KeptWeights = Literal["val-loss", "val-auc"]
 THRESHOLD_STRATEGIES = ("best-f1", "best-accuracy", "percentile", "mean-std", "contamination", "auto")
+LABELLED_THRESHOLDS = ("best-f1", "best-accuracy")  # chosen on the labelled validation split
 
 
 def _max_conv_stages() -> int:
@@ -97,10 +98,12 @@ class TrainingConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(25, ge=0, description="0 disables early stopping")
     kept_weights: KeptWeights = Field(
-        "val-loss",
-        description="the epoch whose weights are exported: val-loss, the lowest reconstruction"
-        " loss on normal validation beats (no labels); val-auc, the highest ROC AUC on the"
-        " labelled validation split (which already chooses the threshold)",
+        "val-auc",
+        description="the epoch whose weights are exported: val-auc, the highest ROC AUC on the"
+        " labelled validation split; val-loss, the lowest reconstruction loss on normal"
+        " validation beats. Unset, val-auc when the threshold is chosen on labelled beats"
+        " (best-f1, best-accuracy) and val-loss otherwise: a threshold that needs no labelled"
+        " anomalies gets a fit that needs none either",
     )
     input_noise: float = Field(
         0.0,
@@ -158,6 +161,14 @@ class TrainingConfig(BaseModel):
     @classmethod
     def _threshold(cls, value: str) -> str:
         return str(ThresholdSpec.parse(value))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kept_weights_follow_the_threshold(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kept_weights") is None:
+            strategy = str(data.get("threshold", "best-f1")).partition(":")[0].strip()
+            data = {**data, "kept_weights": "val-auc" if strategy in LABELLED_THRESHOLDS else "val-loss"}
+        return data
 
     @model_validator(mode="after")
     def _fractions(self) -> TrainingConfig:
