@@ -30,6 +30,7 @@ from .conftest import BUNDLED_MODELS, BUNDLED_NAME, bundled_copy, publish_versio
 
 @pytest.fixture(scope="module")
 def bundled():
+    """The newest bundled version: what a server given saved_models/ serves."""
     return open_artifact(BUNDLED_MODELS, BUNDLED_NAME)
 
 
@@ -145,11 +146,13 @@ def litert_server(tmp_path_factory):
         srv.stop()
 
 
-def test_a_litert_server_answers_as_the_tensorflow_predictor_does(litert_server, on_tensorflow, pool):
-    srv, _ = litert_server
+def test_a_litert_server_answers_as_the_tensorflow_predictor_does(litert_server, pool):
+    """Against TensorFlow on the version the server serves (the copy's version 1; the
+    in-process tests above check the newest bundled version)."""
+    srv, models = litert_server
     beats = pool.beats[:64]
     body = requests.post(srv.url + "/predict", json={"beats": beats.tolist()}, timeout=30).json()
-    want = on_tensorflow.predict(beats)
+    want = Predictor.load(open_artifact(models, BUNDLED_NAME, 1), "tensorflow", 1).predict(beats)
     got = np.array([p["mse"] for p in body["predictions"]])
     assert np.max(np.abs(got - want.mse)) <= MAX_RUNTIME_DIFFERENCE
     assert [p["is_anomaly"] for p in body["predictions"]] == want.is_anomaly.tolist()
