@@ -23,7 +23,7 @@ from service.artifact import (
     list_versions,
     read_metadata,
 )
-from training.config import TrainingConfig
+from training.config import KeptWeights, TrainingConfig
 from training.data import fit_scaler, scale
 from training.pipeline import run
 
@@ -408,7 +408,7 @@ def test_robust_core_can_keep_its_best_validation_auc_epoch_too(tmp_path):
 def test_the_kept_epoch_follows_whether_the_threshold_reads_labelled_anomalies(threshold, kept):
     """Unset, --kept-weights uses labelled anomalies only where the threshold already does."""
     assert TrainingConfig(threshold=threshold).kept_weights == kept
-    other = "val-loss" if kept == "val-auc" else "val-auc"
+    other: KeptWeights = "val-loss" if kept == "val-auc" else "val-auc"
     assert TrainingConfig(threshold=threshold, kept_weights=other).kept_weights == other
 
 
