@@ -156,10 +156,10 @@ def fit(
     callbacks: list[keras.callbacks.Callback] | None = None,
     selection: Selection | None = None,
 ) -> TrainedModel:
-    """Fit on training beats; validation beats (normal ones) drive early stopping and, by
-    default, which epoch's weights are kept; with ``kept_weights="val-auc"`` the labelled
-    ``selection`` chooses the epoch instead. Robust training passes its own loss or callbacks
-    (training/robust.py)."""
+    """Fit on training beats; validation beats (normal ones) drive early stopping and, under
+    ``kept_weights="val-loss"``, which epoch's weights are kept; under ``"val-auc"`` the
+    labelled ``selection`` chooses the epoch. Robust training passes its own loss or
+    callbacks (training/robust.py)."""
     keras.utils.set_random_seed(config.seed)
     model = build_autoencoder(config)
     model.compile(optimizer=optimizer_for(config), loss=loss)
