@@ -140,7 +140,7 @@ CLEAN_CHOICE = [
     " at about a minute per fit only a few dozen trials fitted, and a listed grid is easier"
     " to audit).",
     "",
-    "Round 2 (2026-12-01 evening, two cores, about 80 minutes of fits), every variant straight"
+    "Round 2 (2026-12-01, 18:36-20:35 UTC, two cores), every variant straight"
     " on seeds 0-4 (the two-seed screen had misled):",
     "",
     "6. Network variants of latent 16 at batch 32: an ensemble of 3, [256, 128], learning rate"
