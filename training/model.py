@@ -111,6 +111,12 @@ def trimmed_mse(trim_fraction: float | tf.Variable) -> Callable[[tf.Tensor, tf.T
 Selection = tuple[np.ndarray, np.ndarray]  # scaled validation beats (all classes), is-abnormal
 
 
+def validation_auc(model: keras.Model, selection: Selection) -> float:
+    """How well the model's reconstruction errors rank the labelled validation beats."""
+    beats, is_abnormal = selection
+    return float(roc_auc_score(is_abnormal, reconstruction_errors(model, beats)))
+
+
 class BestValidationAUC(keras.callbacks.Callback):
     """Keeps the weights of the epoch whose reconstruction errors rank the labelled
     validation beats best (``kept_weights="val-auc"``): the epoch count chosen as a
@@ -118,13 +124,13 @@ class BestValidationAUC(keras.callbacks.Callback):
 
     def __init__(self, selection: Selection) -> None:
         super().__init__()
-        self.beats, self.is_abnormal = selection
+        self.selection = selection
         self.best, self.best_epoch = -np.inf, -1
         self.best_weights: list[np.ndarray] | None = None
         self.trace: list[float] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        auc = float(roc_auc_score(self.is_abnormal, reconstruction_errors(self.model, self.beats)))
+        auc = validation_auc(self.model, self.selection)
         self.trace.append(auc)
         if auc > self.best:
             self.best, self.best_epoch, self.best_weights = auc, epoch, self.model.get_weights()

@@ -90,12 +90,12 @@ def prepare(config: TrainingConfig, pool: Dataset | None = None) -> Prepared:
 def train(config: TrainingConfig, prepared: Prepared) -> TrainedModel:
     """Plain or robust fit; either sees the training beats (no labels) and the normal
     validation beats; robust fits may also let the labelled validation split choose."""
-    inputs = prepared.fit_inputs()
+    inputs, selection = prepared.fit_inputs(), prepared.selection()
 
     def one(member: TrainingConfig) -> TrainedModel:
         if member.robust:
-            return fit_robust(member, *inputs, selection=prepared.selection())
-        return fit(member, *inputs, selection=prepared.selection())
+            return fit_robust(member, *inputs, selection=selection)
+        return fit(member, *inputs, selection=selection)
 
     if config.ensemble_size == 1:
         return one(config)

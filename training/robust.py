@@ -40,6 +40,7 @@ from .model import (
     optimizer_for,
     reconstruction_errors,
     trimmed_mse,
+    validation_auc,
 )
 
 MAX_TRIM = 0.6  # trim-auto never ignores more of a batch than this
@@ -191,7 +192,7 @@ def _rda(
         history["sparse_rows"].append(float((shrink > 0).mean()))
         kept_score = -val_loss
         if selection is not None and config.kept_weights == "val-auc":
-            kept_score = float(roc_auc_score(selection[1], reconstruction_errors(model, selection[0])))
+            kept_score = validation_auc(model, selection)
         if kept_score > best_kept:
             best_kept, kept_weights = kept_score, model.get_weights()
         if val_loss < best:
